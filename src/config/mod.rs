@@ -1,0 +1,270 @@
+//! Configuration: the TOML file (and its `config.d/` drop-ins) turned into a validated
+//! [`Config`], or into the list of *every* problem found, each with file, line and column.
+//!
+//! Two phases, as in ripgrep's flags: the text is parsed into spanned TOML values, then one
+//! walk over them checks every key and converts it into the typed form below. Nothing here
+//! talks to Slack or the database; token *values* are only read by [`Config::resolve_tokens`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+pub use crate::schedule::Expiry;
+use crate::schedule::{DateRange, Schedule};
+
+mod load;
+mod secret;
+
+pub use load::{default_config_path, load, load_str};
+pub use secret::Secret;
+
+/// One problem in a config file, located by file, line and column (both 1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file the problem is in, as the user named it (or as found in `config.d/`).
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// What is wrong and what to change; never quotes a token.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in a config, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, sorted by file, line and column.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `[limits]`: the sliding-window limits the throttle enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Updates of one target (token + user) per window.
+    pub per_user: u32,
+    /// Updates by one token per window.
+    pub per_token: u32,
+    /// Length of the sliding window.
+    pub window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_user: 10,
+            per_token: 30,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[retry]`: how transient failures are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before a row fails for good (429s do not count).
+    pub max_attempts: u32,
+    /// Backoff before the second attempt.
+    pub initial_backoff: Duration,
+    /// Ceiling of the exponential backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where a named token's value comes from. The value itself is read only when resolving.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable's name.
+    Env(String),
+    /// A file whose first line is the token (already made absolute).
+    File(PathBuf),
+    /// The token written in the config file.
+    Inline(Secret),
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSource::Env(v) => write!(f, "Env({v:?})"),
+            TokenSource::File(p) => write!(f, "File({p:?})"),
+            TokenSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+/// The status a rule sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusTemplate {
+    /// `status_text` (empty with `emoji` for `clear_status`).
+    pub text: String,
+    /// `status_emoji`.
+    pub emoji: String,
+}
+
+/// One validated rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name across all files.
+    pub name: String,
+    /// Key of [`Config::tokens`].
+    pub token: String,
+    /// Another user's ID to update (admin tokens); `None` updates the token's own profile.
+    pub user: Option<String>,
+    /// When it fires.
+    pub schedule: Schedule,
+    /// The zone firings are computed in (the rule's, else the top-level one).
+    pub timezone: Tz,
+    /// Local dates on which it does not fire: the rule's and the top-level ones.
+    pub skip_dates: Vec<DateRange>,
+    /// The status to set, if any (`clear_status` gives empty text and emoji).
+    pub status: Option<StatusTemplate>,
+    /// Expiry of the status.
+    pub expiry: Expiry,
+    /// Other profile fields: a standard field name or `fields.<ID>` to its JSON value
+    /// (`{"value", "alt"}` for custom fields, a list for tags).
+    pub profile: BTreeMap<String, serde_json::Value>,
+    /// Leave a status the user set by hand alone.
+    pub respect_manual: bool,
+    /// The file the rule was defined in.
+    pub file: PathBuf,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main config file.
+    pub path: PathBuf,
+    /// The files read: the main file, then drop-ins in name order.
+    pub files: Vec<PathBuf>,
+    /// The queue database, resolved (relative paths against the config's folder; defaults
+    /// per SPEC §3).
+    pub database: PathBuf,
+    /// Default zone for rules that name none.
+    pub timezone: Tz,
+    /// Base URL of the Web API, without a trailing slash.
+    pub api_url: String,
+    /// How far back a missed firing is still applied after downtime; zero disables it.
+    pub catch_up: Duration,
+    /// Finished rows older than this are deleted.
+    pub retention: Duration,
+    /// Default log filter (`RUST_LOG` overrides it).
+    pub log_level: String,
+    /// Throttle limits.
+    pub limits: Limits,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Named tokens, by name.
+    pub tokens: BTreeMap<String, TokenSource>,
+    /// Rules in file order.
+    pub rules: Vec<Rule>,
+    /// Warnings that do not stop the config from loading (e.g. an inline token in a readable
+    /// file).
+    pub warnings: Vec<String>,
+}
+
+/// Why a token's value could not be read. Never contains the value.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// The environment variable is unset or empty.
+    #[error("token {name:?}: environment variable {var} is not set; export it or use token_file")]
+    EnvMissing {
+        /// Token name.
+        name: String,
+        /// Variable name.
+        var: String,
+    },
+    /// The file could not be read or is empty.
+    #[error("token {name:?}: cannot read {path}: {reason}")]
+    File {
+        /// Token name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error or "the file is empty".
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Read every token's value. Returns the tokens that resolved and an error for each that
+    /// did not; the caller decides whether a missing token is fatal (it is not in `--dry-run`).
+    pub fn resolve_tokens(&self) -> (BTreeMap<String, Secret>, Vec<TokenError>) {
+        let mut ok = BTreeMap::new();
+        let mut errs = Vec::new();
+        for (name, source) in &self.tokens {
+            match source.resolve(name) {
+                Ok(s) => {
+                    ok.insert(name.clone(), s);
+                }
+                Err(e) => errs.push(e),
+            }
+        }
+        (ok, errs)
+    }
+}
+
+impl TokenSource {
+    /// Read the token's value.
+    pub fn resolve(&self, name: &str) -> Result<Secret, TokenError> {
+        match self {
+            TokenSource::Inline(s) => Ok(s.clone()),
+            TokenSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim().to_string())),
+                _ => Err(TokenError::EnvMissing {
+                    name: name.into(),
+                    var: var.clone(),
+                }),
+            },
+            TokenSource::File(path) => {
+                let err = |reason: String| TokenError::File {
+                    name: name.into(),
+                    path: path.clone(),
+                    reason,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+                let first = text.lines().next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return Err(err("the file is empty".into()));
+                }
+                Ok(Secret::new(first.to_string()))
+            }
+        }
+    }
+}

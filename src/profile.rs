@@ -1,0 +1,72 @@
+//! The profile payload: what one update sets, split into merge groups.
+//!
+//! Slack's `users.profile.set` takes a flat `profile` object plus a nested `fields` object for
+//! custom fields. We model an update as a set of *groups*: the status (`status_text`,
+//! `status_emoji` and `status_expiration` travel together, so a merge never mixes the text of
+//! one firing with the expiry of another) and one group per other field. Custom fields are
+//! keyed `fields.<ID>` so that every group has a single flat key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of a group key that names a custom profile field by its per-team ID.
+pub const CUSTOM_FIELD_PREFIX: &str = "fields.";
+
+/// The status group of one update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `status_text`; empty together with `emoji` clears the status.
+    pub text: String,
+    /// `status_emoji`, such as `:coffee:`.
+    pub emoji: String,
+    /// Absolute expiry as Unix seconds; 0 means the status does not expire.
+    pub expiration: i64,
+}
+
+impl Status {
+    /// Whether this status has expired at `now_unix` (seconds). A status without expiry never
+    /// expires.
+    pub fn is_expired_at(&self, now_unix: i64) -> bool {
+        self.expiration != 0 && self.expiration <= now_unix
+    }
+}
+
+/// What one queued row asks Slack to set.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Patch {
+    /// The status group, if this update touches the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Every other group: a standard field name (`title`) or `fields.<ID>`, to its JSON value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+impl Patch {
+    /// Whether the patch sets nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.fields.is_empty()
+    }
+
+    /// The `profile` object of a `users.profile.set` request.
+    pub fn to_profile_json(&self) -> serde_json::Value {
+        let mut profile = serde_json::Map::new();
+        let mut custom = serde_json::Map::new();
+        if let Some(s) = &self.status {
+            profile.insert("status_text".into(), s.text.clone().into());
+            profile.insert("status_emoji".into(), s.emoji.clone().into());
+            profile.insert("status_expiration".into(), s.expiration.into());
+        }
+        for (key, value) in &self.fields {
+            match key.strip_prefix(CUSTOM_FIELD_PREFIX) {
+                Some(id) => custom.insert(id.to_string(), value.clone()),
+                None => profile.insert(key.clone(), value.clone()),
+            };
+        }
+        if !custom.is_empty() {
+            profile.insert("fields".into(), custom.into());
+        }
+        serde_json::Value::Object(profile)
+    }
+}
