@@ -6,10 +6,30 @@
 //! by one function that applies the DST rules of SPEC §4 to every kind of rule alike:
 //! a local time in a spring-forward gap fires at the first instant after the gap, and a local
 //! time that occurs twice fires once, at its first occurrence.
+//!
+//! # Layout
+//!
+//! - `parse`: the small grammars of the config (`at`, `days`, `skip_dates`) and cron.
+//! - `dst`: [`local_to_instant`], the one place that knows about DST, and [`expiry_instant`].
+//! - `search`: [`next_firing`] and [`last_firing_in`], the walks over local time.
+//!
+//! The set of firings of a rule is `{ local_to_instant(tz, n) }` over every local time `n`
+//! that matches the schedule on a date not in `skip`. Because `local_to_instant` never
+//! decreases as `n` grows, a walk over local time meets the firings in instant order, and
+//! several local times that map to one instant (a gap) are one firing.
+//! See `DST_NOTES.md` for what croner itself does at DST transitions and why we do not use it.
 
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
+
+mod dst;
+mod parse;
+mod search;
+
+pub use dst::{expiry_instant, local_to_instant};
+pub use parse::{parse_date_range, parse_days, parse_time_of_day};
+pub use search::{last_firing_in, next_firing, SEARCH_HORIZON_DAYS};
 
 /// A parsed schedule of one rule, without its zone or skip dates.
 #[derive(Debug, Clone)]
@@ -44,14 +64,25 @@ impl DateRange {
 /// Parse a crontab expression as people know it from Vixie cron: 5 fields minute-first or 6
 /// with seconds first; day-of-week 0–7 (0 and 7 are Sunday) or names; when day-of-month and
 /// day-of-week are both restricted, either matches.
+///
+/// Croner already gives these semantics with `Seconds::Optional` and `dom_and_dow(false)`
+/// (checked field by field in the tests: 0 and 7 are Sunday, names in any case, 6 fields put
+/// the seconds first, and a restricted day-of-month ORs with a restricted day-of-week), so the
+/// expression is passed through unchanged. Two choices on top of it:
+///
+/// - Croner would also take a 7th field (years), which Vixie cron does not have and SPEC §3
+///   does not offer, so `Year::Disallowed` rejects it instead of silently accepting it.
+/// - Croner's own extensions (`L`, `W`, `#`, a `+` prefix for DOM-and-DOW, `@daily` and
+///   friends) are kept: they cannot change the meaning of a Vixie expression.
 pub fn parse_cron(expr: &str) -> Result<Schedule, String> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
         .dom_and_dow(false)
         .build()
         .parse(expr.trim())
         .map(|c| Schedule::Cron(Box::new(c)))
-        .map_err(|e| e.to_string())
+        .map_err(|e| parse::cron_error_message(expr, &e))
 }
 
 /// When a rule's status expires.
