@@ -1,0 +1,782 @@
+//! The durable queue of profile updates in SQLite. The only module that contains SQL.
+//!
+//! Every firing becomes a row here before anything is sent. A row moves
+//! `pending → in_flight → sent | failed | superseded | expired`, or back to `pending` for a
+//! retry; `held` rows wait for their token to be fixed. Claims run in `BEGIN IMMEDIATE`
+//! transactions: a deferred read-then-write transaction would fail with `SQLITE_BUSY` instead
+//! of waiting for another writer (the CLI, or a second connection of the pool).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row as _, SqlitePool};
+
+use crate::profile::Patch;
+
+pub mod merge;
+
+pub use merge::{merge, MergeInput, MergePlan};
+
+/// An error of the queue database. Messages name the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The database does not exist and may not be created here.
+    #[error("no queue database at {0}; start the daemon (`slack-statusd run`) once to create it, or pass the --config the service uses")]
+    Missing(PathBuf),
+    /// Opening or migrating failed.
+    #[error("cannot open the queue database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
+    /// The database was written by a newer slack-statusd.
+    #[error("the queue database {path} has a newer schema than this slack-statusd knows ({source}); upgrade slack-statusd or point `database` elsewhere")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The migration error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("queue database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A stored patch did not parse (the database was edited by hand?).
+    #[error("row {id} holds an unreadable patch: {source}")]
+    BadPatch {
+        /// Row id.
+        id: i64,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+/// The state of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Waiting to be sent.
+    Pending,
+    /// Claimed by the worker; a request is (or was, before a crash) on the wire.
+    InFlight,
+    /// Slack accepted it.
+    Sent,
+    /// Given up: a permanent error, a dead token, or too many attempts.
+    Failed,
+    /// Its token failed authentication; waits until a reload changes the token.
+    Held,
+    /// Not sent because the user set a status by hand (`respect_manual`).
+    Skipped,
+    /// A newer firing for the same target replaced everything it would set.
+    Superseded,
+    /// Its status had expired before its turn came.
+    Expired,
+}
+
+impl State {
+    /// All states, in lifecycle order.
+    pub const ALL: [State; 8] = [
+        State::Pending,
+        State::InFlight,
+        State::Sent,
+        State::Failed,
+        State::Held,
+        State::Skipped,
+        State::Superseded,
+        State::Expired,
+    ];
+
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::InFlight => "in_flight",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Held => "held",
+            State::Skipped => "skipped",
+            State::Superseded => "superseded",
+            State::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown state {s:?}"))
+    }
+}
+
+/// Who an update is for: a token (by name) and a user (`None`: the token's own profile).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    /// Token name from the config.
+    pub token: String,
+    /// User ID, or `None` for the token's own profile.
+    pub user: Option<String>,
+}
+
+impl Target {
+    fn user_col(&self) -> &str {
+        self.user.as_deref().unwrap_or("")
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.user {
+            Some(u) => write!(f, "{}/{}", self.token, u),
+            None => write!(f, "{}", self.token),
+        }
+    }
+}
+
+/// A new update to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUpdate {
+    /// The rule that fired; `None` for `slack-statusd set`.
+    pub rule: Option<String>,
+    /// Who it is for.
+    pub target: Target,
+    /// The firing instant (for `set`, the moment the command ran).
+    pub fire_at: DateTime<Utc>,
+    /// What it sets.
+    pub patch: Patch,
+    /// Leave a hand-set status alone.
+    pub respect_manual: bool,
+}
+
+/// A row of the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Row id.
+    pub id: i64,
+    /// The rule that fired, if any.
+    pub rule: Option<String>,
+    /// Who it is for.
+    pub target: Target,
+    /// The firing instant.
+    pub fire_at: DateTime<Utc>,
+    /// What it sets.
+    pub patch: Patch,
+    /// Leave a hand-set status alone.
+    pub respect_manual: bool,
+    /// Current state.
+    pub state: State,
+    /// Attempts that counted against `max_attempts`.
+    pub attempts: u32,
+    /// The last error (Slack's code, or a transport error).
+    pub last_error: Option<String>,
+    /// Not sent before this instant.
+    pub not_before: DateTime<Utc>,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A target with pending rows, and when its next row may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyTarget {
+    /// The target.
+    pub target: Target,
+    /// `not_before` of its first pending row in firing order.
+    pub ready_at: DateTime<Utc>,
+}
+
+/// What [`Queue::claim`] took for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The target's first row is not due yet, or it has no pending rows.
+    NotReady,
+    /// The rows left nothing to send; they were finished as the plan says.
+    NothingToSend(MergePlan),
+    /// The rows are now `in_flight`; send `plan.patch`, then call [`Queue::finish`].
+    Send {
+        /// Every claimed row, in firing order.
+        rows: Vec<Update>,
+        /// The merged request and each row's fate if it succeeds.
+        plan: MergePlan,
+    },
+}
+
+/// How a request ended, as the queue records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Slack accepted it: contributors `sent`, others superseded or expired.
+    Sent,
+    /// Put the rows back to `pending` without spending an attempt (rate-limited, or abandoned
+    /// at shutdown).
+    Requeue,
+    /// A transient failure: spend an attempt; rows that reached `max_attempts` fail, the rest
+    /// wait until `retry_at`.
+    Retry {
+        /// The error to record.
+        error: String,
+        /// When the rows may go again.
+        retry_at: DateTime<Utc>,
+        /// Attempts after which a row fails.
+        max_attempts: u32,
+    },
+    /// A permanent failure of these rows.
+    Fail {
+        /// Slack's error code.
+        error: String,
+    },
+    /// The token is dead: fail these rows and hold every other pending row of the token.
+    FailAndHoldToken {
+        /// Slack's error code.
+        error: String,
+    },
+}
+
+/// Handle to the queue database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+const ROW_COLUMNS: &str =
+    "id, rule, token, user, fire_at, patch, respect_manual, state, attempts, \
+     last_error, not_before, created_at, updated_at";
+
+fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
+    let id: i64 = r.try_get("id")?;
+    let patch_text: String = r.try_get("patch")?;
+    let patch =
+        serde_json::from_str(&patch_text).map_err(|source| QueueError::BadPatch { id, source })?;
+    let user: String = r.try_get("user")?;
+    let state: String = r.try_get("state")?;
+    let attempts: i64 = r.try_get("attempts")?;
+    Ok(Update {
+        id,
+        rule: r.try_get("rule")?,
+        target: Target {
+            token: r.try_get("token")?,
+            user: (!user.is_empty()).then_some(user),
+        },
+        fire_at: from_ms(r.try_get("fire_at")?),
+        patch,
+        respect_manual: r.try_get::<i64, _>("respect_manual")? != 0,
+        state: state.parse().unwrap_or(State::Failed),
+        attempts: attempts.try_into().unwrap_or(0),
+        last_error: r.try_get("last_error")?,
+        not_before: from_ms(r.try_get("not_before")?),
+        created_at: from_ms(r.try_get("created_at")?),
+        updated_at: from_ms(r.try_get("updated_at")?),
+    })
+}
+
+impl Queue {
+    /// Open (and, with `create`, create) the database at `path` and apply migrations.
+    ///
+    /// Durability is chosen on purpose: WAL, so readers (the CLI) never block the worker, and
+    /// `synchronous = FULL`, so a committed row — a firing, a `sent` mark — survives a power
+    /// loss too, not only a process crash. Our write rate is tiny; the fsync is affordable.
+    pub async fn open(path: &Path, create: bool) -> Result<Queue, QueueError> {
+        if !create && !path.exists() {
+            return Err(QueueError::Missing(path.to_path_buf()));
+        }
+        if create {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| QueueError::Open {
+                    path: path.to_path_buf(),
+                    source: sqlx::Error::Io(e),
+                })?;
+            }
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options)
+            .await
+            .map_err(|source| QueueError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| QueueError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Queue {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Close the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Put rows left `in_flight` by a previous run back to `pending`: their request may or may
+    /// not have reached Slack, and setting a profile is idempotent, so they are sent again.
+    /// Returns how many rows were recovered.
+    pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<u64, QueueError> {
+        let done = sqlx::query(
+            "UPDATE updates SET state = 'pending', updated_at = ? WHERE state = 'in_flight'",
+        )
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Put `held` rows of `token` back to `pending` (its config changed, or a fresh start).
+    pub async fn release_held(
+        &self,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let done = sqlx::query(
+            "UPDATE updates SET state = 'pending', updated_at = ?1
+             WHERE state = 'held' AND (?2 IS NULL OR token = ?2)",
+        )
+        .bind(ms(now))
+        .bind(token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Fail the unfinished rows of tokens that are no longer in the config, with the reason
+    /// `token_removed`.
+    pub async fn fail_removed_tokens(
+        &self,
+        known: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let known = serde_json::to_string(known).expect("strings serialize");
+        let done = sqlx::query(
+            "UPDATE updates SET state = 'failed', last_error = 'token_removed', updated_at = ?1, finished_at = ?1
+             WHERE state IN ('pending', 'held', 'in_flight')
+               AND token NOT IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(ms(now))
+        .bind(known)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The instant up to which `rule` has been scheduled, if the daemon has seen it before.
+    pub async fn rule_mark(&self, rule: &str) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT scheduled_until FROM rule_marks WHERE rule = ?")
+                .bind(rule)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.map(from_ms))
+    }
+
+    /// Move `rule`'s mark forward to `until` (never backward), enqueueing `firing` in the same
+    /// transaction if given. Returns the new row's id. A firing at or before the stored mark
+    /// is not enqueued again: that is what makes a firing never enqueued twice.
+    pub async fn advance_rule(
+        &self,
+        rule: &str,
+        until: DateTime<Utc>,
+        firing: Option<&NewUpdate>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, QueueError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mark: Option<i64> =
+            sqlx::query_scalar("SELECT scheduled_until FROM rule_marks WHERE rule = ?")
+                .bind(rule)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut id = None;
+        if let Some(f) = firing {
+            if mark.is_none_or(|m| ms(f.fire_at) > m) {
+                id = Some(insert_update(&mut tx, f, now).await?);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO rule_marks (rule, scheduled_until) VALUES (?1, ?2)
+             ON CONFLICT (rule) DO UPDATE SET scheduled_until = max(scheduled_until, ?2)",
+        )
+        .bind(rule)
+        .bind(ms(until))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
+    pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id = insert_update(&mut tx, update, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Targets of `token` with pending rows, each with the instant its first row (in firing
+    /// order) may go, earliest first.
+    pub async fn ready_targets(&self, token: &str) -> Result<Vec<ReadyTarget>, QueueError> {
+        // The first pending row per target decides: later rows must not overtake it.
+        let rows = sqlx::query(
+            "SELECT user, not_before FROM (
+                 SELECT user, not_before,
+                        row_number() OVER (PARTITION BY user ORDER BY fire_at, id) AS n
+                 FROM updates WHERE token = ? AND state = 'pending')
+             WHERE n = 1 ORDER BY not_before, user",
+        )
+        .bind(token)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let user: String = r.try_get("user")?;
+                Ok(ReadyTarget {
+                    target: Target {
+                        token: token.to_string(),
+                        user: (!user.is_empty()).then_some(user),
+                    },
+                    ready_at: from_ms(r.try_get("not_before")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Claim every pending row of `target` for one request, if its first row is due at `now`.
+    /// Rows with nothing left to send are finished at once; otherwise the rows become
+    /// `in_flight` and the request's start is logged for the throttle, all in one transaction.
+    pub async fn claim(&self, target: &Target, now: DateTime<Utc>) -> Result<Claim, QueueError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM updates WHERE token = ? AND user = ? AND state = 'pending'
+             ORDER BY fire_at, id"
+        );
+        let raw = sqlx::query(&sql)
+            .bind(&target.token)
+            .bind(target.user_col())
+            .fetch_all(&mut *tx)
+            .await?;
+        let rows = raw
+            .iter()
+            .map(row_to_update)
+            .collect::<Result<Vec<_>, _>>()?;
+        match rows.first() {
+            Some(first) if first.not_before <= now => {}
+            _ => return Ok(Claim::NotReady),
+        }
+        let inputs: Vec<MergeInput> = rows
+            .iter()
+            .map(|r| MergeInput {
+                id: r.id,
+                patch: r.patch.clone(),
+            })
+            .collect();
+        let plan = merge(&inputs, now.timestamp());
+        if plan.patch.is_empty() {
+            finish_plan(&mut tx, &plan, now).await?;
+            tx.commit().await?;
+            return Ok(Claim::NothingToSend(plan));
+        }
+        let ids = ids_json(rows.iter().map(|r| r.id));
+        sqlx::query(
+            "UPDATE updates SET state = 'in_flight', updated_at = ?1
+             WHERE id IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(ms(now))
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO sends (token, user, started_at) VALUES (?, ?, ?)")
+            .bind(&target.token)
+            .bind(target.user_col())
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Claim::Send { rows, plan })
+    }
+
+    /// Record how the request for `rows` (from [`Claim::Send`]) ended.
+    pub async fn finish(
+        &self,
+        rows: &[Update],
+        plan: &MergePlan,
+        outcome: &Finish,
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let ids = ids_json(rows.iter().map(|r| r.id));
+        let t = ms(now);
+        match outcome {
+            Finish::Sent => finish_plan(&mut tx, plan, now).await?,
+            Finish::Requeue => {
+                sqlx::query(
+                    "UPDATE updates SET state = 'pending', updated_at = ?1
+                     WHERE id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(t)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Finish::Retry {
+                error,
+                retry_at,
+                max_attempts,
+            } => {
+                sqlx::query(
+                    "UPDATE updates SET attempts = attempts + 1, last_error = ?3, updated_at = ?1,
+                         state = CASE WHEN attempts + 1 >= ?4 THEN 'failed' ELSE 'pending' END,
+                         finished_at = CASE WHEN attempts + 1 >= ?4 THEN ?1 ELSE NULL END,
+                         not_before = ?5
+                     WHERE id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(t)
+                .bind(&ids)
+                .bind(error)
+                .bind(*max_attempts as i64)
+                .bind(ms(*retry_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            Finish::Fail { error } | Finish::FailAndHoldToken { error } => {
+                sqlx::query(
+                    "UPDATE updates SET state = 'failed', attempts = attempts + 1, last_error = ?3,
+                         updated_at = ?1, finished_at = ?1
+                     WHERE id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(t)
+                .bind(&ids)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+                if matches!(outcome, Finish::FailAndHoldToken { .. }) {
+                    if let Some(first) = rows.first() {
+                        sqlx::query(
+                            "UPDATE updates SET state = 'held', last_error = ?3, updated_at = ?1
+                             WHERE token = ?2 AND state = 'pending'",
+                        )
+                        .bind(t)
+                        .bind(&first.target.token)
+                        .bind(format!("token failed: {error}"))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Start times of requests by `token` at or after `since`, per user (`""` for the token's
+    /// own profile), oldest first: the throttle rebuilds its windows from these.
+    pub async fn sends_since(
+        &self,
+        token: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(Option<String>, DateTime<Utc>)>, QueueError> {
+        let rows = sqlx::query("SELECT user, started_at FROM sends WHERE token = ? AND started_at >= ? ORDER BY started_at, id")
+            .bind(token)
+            .bind(ms(since))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let user: String = r.try_get("user")?;
+                Ok((
+                    (!user.is_empty()).then_some(user),
+                    from_ms(r.try_get("started_at")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Rows, newest first; only those in `states` when it is not empty.
+    pub async fn list(&self, states: &[State]) -> Result<Vec<Update>, QueueError> {
+        let names = serde_json::to_string(&states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+            .expect("strings serialize");
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM updates
+             WHERE ?1 = '[]' OR state IN (SELECT value FROM json_each(?1))
+             ORDER BY id DESC"
+        );
+        let rows = sqlx::query(&sql).bind(names).fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_update).collect()
+    }
+
+    /// One row by id.
+    pub async fn get(&self, id: i64) -> Result<Option<Update>, QueueError> {
+        let sql = format!("SELECT {ROW_COLUMNS} FROM updates WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_update).transpose()
+    }
+
+    /// Delete finished rows whose `finished_at` is before `before`, and request-start records
+    /// before `sends_before`. Returns the number of rows deleted.
+    pub async fn purge(
+        &self,
+        before: DateTime<Utc>,
+        sends_before: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let done = sqlx::query(
+            "DELETE FROM updates WHERE finished_at IS NOT NULL AND finished_at < ?
+               AND state NOT IN ('pending', 'in_flight', 'held')",
+        )
+        .bind(ms(before))
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM sends WHERE started_at < ?")
+            .bind(ms(sends_before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn ids_json(ids: impl Iterator<Item = i64>) -> String {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).expect("ids serialize")
+}
+
+async fn insert_update(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    u: &NewUpdate,
+    now: DateTime<Utc>,
+) -> Result<i64, QueueError> {
+    let patch = serde_json::to_string(&u.patch).expect("patch serializes");
+    let id = sqlx::query_scalar(
+        "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state, not_before,
+                              created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?7, ?7) RETURNING id",
+    )
+    .bind(&u.rule)
+    .bind(&u.target.token)
+    .bind(u.target.user_col())
+    .bind(ms(u.fire_at))
+    .bind(patch)
+    .bind(u.respect_manual as i64)
+    .bind(ms(now))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+async fn finish_plan(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    plan: &MergePlan,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
+    for (state, ids) in [
+        (State::Sent, &plan.contributors),
+        (State::Superseded, &plan.superseded),
+        (State::Expired, &plan.expired),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE updates SET state = ?1, updated_at = ?2, finished_at = ?2
+             WHERE id IN (SELECT value FROM json_each(?3))",
+        )
+        .bind(state.as_str())
+        .bind(ms(now))
+        .bind(ids_json(ids.iter().copied()))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Notices commits made by other connections — another process such as `slack-statusd set`.
+#[derive(Debug)]
+pub struct ChangeWatcher {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    last: i64,
+}
+
+impl Queue {
+    /// A watcher holding one connection of its own: `PRAGMA data_version` is per connection.
+    pub async fn change_watcher(&self) -> Result<ChangeWatcher, QueueError> {
+        let mut conn = self.pool.acquire().await?;
+        let last = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(ChangeWatcher { conn, last })
+    }
+}
+
+impl ChangeWatcher {
+    /// Whether any other connection committed since the last call.
+    pub async fn changed(&mut self) -> Result<bool, QueueError> {
+        let v: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *self.conn)
+            .await?;
+        let changed = v != self.last;
+        self.last = v;
+        Ok(changed)
+    }
+}
+
+impl Queue {
+    /// Put a finished-but-not-sent row (failed, held, skipped, expired, superseded) back to
+    /// `pending`, with its attempts reset. Returns whether a row changed.
+    pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, QueueError> {
+        let done = sqlx::query(
+            "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
+                 finished_at = NULL
+             WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Delete a row that is not in flight. Returns whether a row was deleted.
+    pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
+        let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,311 @@
+//! The queue over a real SQLite file: claims, merge, firing order, retries, holds, recovery.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use slack_statusd::profile::{Patch, Status};
+use slack_statusd::queue::{Claim, Finish, NewUpdate, Queue, QueueError, State, Target};
+
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn target(token: &str, user: Option<&str>) -> Target {
+    Target {
+        token: token.into(),
+        user: user.map(str::to_string),
+    }
+}
+
+fn status_update(tgt: &Target, at: DateTime<Utc>, text: &str) -> NewUpdate {
+    NewUpdate {
+        rule: Some(format!("rule-{text}")),
+        target: tgt.clone(),
+        fire_at: at,
+        patch: Patch {
+            status: Some(Status {
+                text: text.into(),
+                emoji: ":x:".into(),
+                expiration: 0,
+            }),
+            ..Patch::default()
+        },
+        respect_manual: false,
+    }
+}
+
+async fn open() -> (tempfile::TempDir, Queue) {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Queue::open(&dir.path().join("queue.db"), true)
+        .await
+        .unwrap();
+    (dir, q)
+}
+
+async fn state(q: &Queue, id: i64) -> State {
+    q.get(id).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn open_without_create_never_makes_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.db");
+    let err = Queue::open(&path, false).await.unwrap_err();
+    assert!(matches!(err, QueueError::Missing(_)));
+    assert!(err.to_string().contains("none.db"), "{err}");
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn due_rows_of_one_target_merge_into_one_request_in_firing_order() {
+    let (_d, q) = open().await;
+    let alice = target("admin", Some("U1"));
+    let a = q
+        .enqueue(&status_update(&alice, t(0), "first"), t(0))
+        .await
+        .unwrap();
+    let mut title = status_update(&alice, t(1), "unused");
+    title.patch = Patch::default();
+    title.patch.fields.insert("title".into(), json!("Barista"));
+    let b = q.enqueue(&title, t(1)).await.unwrap();
+    let c = q
+        .enqueue(&status_update(&alice, t(2), "second"), t(2))
+        .await
+        .unwrap();
+
+    let Claim::Send { rows, plan } = q.claim(&alice, t(3)).await.unwrap() else {
+        panic!("expected a send")
+    };
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a, b, c]);
+    assert_eq!(plan.patch.status.as_ref().unwrap().text, "second");
+    assert_eq!(plan.patch.fields["title"], json!("Barista"));
+    for id in [a, b, c] {
+        assert_eq!(state(&q, id).await, State::InFlight);
+    }
+    q.finish(&rows, &plan, &Finish::Sent, t(4)).await.unwrap();
+    assert_eq!(state(&q, a).await, State::Superseded);
+    assert_eq!(state(&q, b).await, State::Sent);
+    assert_eq!(state(&q, c).await, State::Sent);
+    assert_eq!(q.claim(&alice, t(5)).await.unwrap(), Claim::NotReady);
+}
+
+#[tokio::test]
+async fn a_status_expired_before_its_turn_is_not_sent() {
+    let (_d, q) = open().await;
+    let me = target("me", None);
+    let mut u = status_update(&me, t(0), "short");
+    u.patch.status.as_mut().unwrap().expiration = t(10).timestamp();
+    let id = q.enqueue(&u, t(0)).await.unwrap();
+    let Claim::NothingToSend(plan) = q.claim(&me, t(10)).await.unwrap() else {
+        panic!("nothing to send")
+    };
+    assert_eq!(plan.expired, vec![id]);
+    assert_eq!(state(&q, id).await, State::Expired);
+}
+
+#[tokio::test]
+async fn a_firing_is_never_enqueued_twice_even_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let tgt = target("me", None);
+    let u = status_update(&tgt, t(100), "x");
+    {
+        let q = Queue::open(&path, true).await.unwrap();
+        assert!(q
+            .advance_rule("r", t(100), Some(&u), t(100))
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            q.advance_rule("r", t(100), Some(&u), t(101)).await.unwrap(),
+            None
+        );
+        q.close().await;
+    }
+    let q = Queue::open(&path, true).await.unwrap();
+    assert_eq!(q.rule_mark("r").await.unwrap(), Some(t(100)));
+    assert_eq!(
+        q.advance_rule("r", t(200), Some(&u), t(200)).await.unwrap(),
+        None
+    );
+    // The mark never moves backward.
+    q.advance_rule("r", t(50), None, t(201)).await.unwrap();
+    assert_eq!(q.rule_mark("r").await.unwrap(), Some(t(200)));
+    assert_eq!(q.list(&[]).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rows_in_flight_at_a_crash_are_pending_again_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let tgt = target("me", None);
+    let id;
+    {
+        let q = Queue::open(&path, true).await.unwrap();
+        id = q
+            .enqueue(&status_update(&tgt, t(0), "x"), t(0))
+            .await
+            .unwrap();
+        assert!(matches!(
+            q.claim(&tgt, t(1)).await.unwrap(),
+            Claim::Send { .. }
+        ));
+        // No finish: the process "dies" here.
+        q.close().await;
+    }
+    let q = Queue::open(&path, true).await.unwrap();
+    assert_eq!(state(&q, id).await, State::InFlight);
+    assert_eq!(q.recover_in_flight(t(2)).await.unwrap(), 1);
+    assert_eq!(state(&q, id).await, State::Pending);
+    assert_eq!(q.get(id).await.unwrap().unwrap().attempts, 0);
+}
+
+#[tokio::test]
+async fn transient_failures_back_off_then_fail_after_max_attempts() {
+    let (_d, q) = open().await;
+    let tgt = target("me", None);
+    let id = q
+        .enqueue(&status_update(&tgt, t(0), "x"), t(0))
+        .await
+        .unwrap();
+    for attempt in 1..=3u32 {
+        let now = t(100 * attempt as i64);
+        let Claim::Send { rows, plan } = q.claim(&tgt, now).await.unwrap() else {
+            panic!("attempt {attempt}")
+        };
+        let retry_at = now + TimeDelta::seconds(10);
+        q.finish(
+            &rows,
+            &plan,
+            &Finish::Retry {
+                error: "HTTP 503".into(),
+                retry_at,
+                max_attempts: 3,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        let row = q.get(id).await.unwrap().unwrap();
+        assert_eq!(row.attempts, attempt);
+        assert_eq!(row.last_error.as_deref(), Some("HTTP 503"));
+        if attempt < 3 {
+            assert_eq!(row.state, State::Pending);
+            assert_eq!(
+                q.claim(&tgt, now + TimeDelta::seconds(5)).await.unwrap(),
+                Claim::NotReady,
+                "backoff holds"
+            );
+        } else {
+            assert_eq!(row.state, State::Failed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dead_token_holds_its_other_rows_only() {
+    let (_d, q) = open().await;
+    let (a1, a2, b) = (
+        target("a", Some("U1")),
+        target("a", Some("U2")),
+        target("b", Some("U1")),
+    );
+    let first = q
+        .enqueue(&status_update(&a1, t(0), "x"), t(0))
+        .await
+        .unwrap();
+    let other = q
+        .enqueue(&status_update(&a2, t(0), "y"), t(0))
+        .await
+        .unwrap();
+    let unrelated = q
+        .enqueue(&status_update(&b, t(0), "z"), t(0))
+        .await
+        .unwrap();
+    let Claim::Send { rows, plan } = q.claim(&a1, t(1)).await.unwrap() else {
+        panic!()
+    };
+    q.finish(
+        &rows,
+        &plan,
+        &Finish::FailAndHoldToken {
+            error: "invalid_auth".into(),
+        },
+        t(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state(&q, first).await, State::Failed);
+    assert_eq!(
+        q.get(first).await.unwrap().unwrap().last_error.as_deref(),
+        Some("invalid_auth")
+    );
+    assert_eq!(state(&q, other).await, State::Held);
+    assert_eq!(state(&q, unrelated).await, State::Pending);
+    assert!(q.ready_targets("a").await.unwrap().is_empty());
+    assert_eq!(q.release_held(Some("a"), t(2)).await.unwrap(), 1);
+    assert_eq!(state(&q, other).await, State::Pending);
+}
+
+#[tokio::test]
+async fn rows_of_a_removed_token_fail_with_token_removed() {
+    let (_d, q) = open().await;
+    let gone = q
+        .enqueue(&status_update(&target("gone", None), t(0), "x"), t(0))
+        .await
+        .unwrap();
+    let kept = q
+        .enqueue(&status_update(&target("kept", None), t(0), "y"), t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        q.fail_removed_tokens(&["kept".into()], t(1)).await.unwrap(),
+        1
+    );
+    let row = q.get(gone).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.last_error.as_deref()),
+        (State::Failed, Some("token_removed"))
+    );
+    assert_eq!(state(&q, kept).await, State::Pending);
+}
+
+#[tokio::test]
+async fn request_starts_are_logged_for_rebuilding_windows() {
+    let (_d, q) = open().await;
+    let (u1, me) = (target("a", Some("U1")), target("a", None));
+    for (i, tgt) in [&u1, &me, &u1].into_iter().enumerate() {
+        q.enqueue(&status_update(tgt, t(i as i64), "x"), t(i as i64))
+            .await
+            .unwrap();
+        let Claim::Send { rows, plan } = q.claim(tgt, t(i as i64)).await.unwrap() else {
+            panic!()
+        };
+        q.finish(&rows, &plan, &Finish::Sent, t(i as i64))
+            .await
+            .unwrap();
+    }
+    let sends = q.sends_since("a", t(1)).await.unwrap();
+    assert_eq!(sends, vec![(None, t(1)), (Some("U1".into()), t(2))]);
+    assert!(q.sends_since("b", t(0)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn purge_deletes_only_old_finished_rows() {
+    let (_d, q) = open().await;
+    let tgt = target("a", None);
+    let old = q
+        .enqueue(&status_update(&tgt, t(0), "x"), t(0))
+        .await
+        .unwrap();
+    let Claim::Send { rows, plan } = q.claim(&tgt, t(0)).await.unwrap() else {
+        panic!()
+    };
+    q.finish(&rows, &plan, &Finish::Sent, t(0)).await.unwrap();
+    let pending = q
+        .enqueue(&status_update(&tgt, t(1), "y"), t(1))
+        .await
+        .unwrap();
+    assert_eq!(q.purge(t(10), t(10)).await.unwrap(), 1);
+    assert!(q.get(old).await.unwrap().is_none());
+    assert!(q.get(pending).await.unwrap().is_some());
+}
