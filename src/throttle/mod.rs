@@ -1,0 +1,11 @@
+//! The throttle: decides *when* a request may start. Pure: no I/O and no clock — every
+//! function takes the current instant.
+//!
+//! - [`limiter`]: exact sliding-window logs per token and per target.
+//! - [`backoff`]: exponential backoff with jitter, and `Retry-After` parsing.
+
+pub mod backoff;
+pub mod limiter;
+
+pub use backoff::{backoff, parse_retry_after};
+pub use limiter::{SlidingLog, TokenLimiter};
