@@ -8,7 +8,19 @@
 //!   with file:line:col.
 //! - [`schedule`]: pure firing arithmetic — next firing, DST mapping, skip dates, expiry.
 //! - [`profile`]: the payload of one update, split into merge groups.
+//! - [`queue`]: the durable SQLite queue (the only module with SQL) and the pure merge.
+//! - [`throttle`]: when a request may start — sliding-window limits and backoff (pure).
+//! - [`slack`]: the Web API client (the only module that speaks HTTP) and response classification.
+//! - [`daemon`]: wires them together: the scheduler task and one worker task per token.
+//! - [`clock`]: the injected wall clock.
+//! - [`preview`]: the next firings, for `slack-statusd preview`.
 
+pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod preview;
 pub mod profile;
+pub mod queue;
 pub mod schedule;
+pub mod slack;
+pub mod throttle;

@@ -1,0 +1,281 @@
+//! The worker of one token: drains that token's targets through the throttle into Slack.
+//!
+//! One task per token, so a slow or rate-limited token never delays another. The work is a
+//! step function, [`Worker::step`]: one request (or one decision that nothing can go yet)
+//! per call; the loop around it in [`Worker::run`] only sleeps and wakes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{Limits, RetryPolicy, Secret};
+use crate::profile::Patch;
+use crate::queue::{Claim, Finish, Queue, QueueError, Target, Update};
+use crate::slack::{Client, Outcome};
+use crate::throttle::{backoff, TokenLimiter};
+
+/// How long a request in flight may still take once shutdown has begun; after that it is
+/// abandoned and its rows go back to `pending`.
+pub const DRAIN: Duration = Duration::from_secs(3);
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// To Slack, with the token's value.
+    Slack {
+        /// The HTTP client.
+        client: Client,
+        /// The token's value.
+        token: Secret,
+    },
+    /// Nowhere: log what would be sent and report success (`run --dry-run`).
+    DryRun,
+}
+
+impl Sender {
+    async fn set_profile(&self, target: &Target, patch: &Patch) -> Outcome {
+        match self {
+            Sender::Slack { client, token } => {
+                client
+                    .set_profile(token, target.user.as_deref(), patch)
+                    .await
+            }
+            Sender::DryRun => {
+                let body = Client::set_body(target.user.as_deref(), patch);
+                tracing::info!(target = %target, body = %body, "dry run: would POST users.profile.set");
+                Outcome::Ok {
+                    warning: None,
+                    profile: None,
+                }
+            }
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A request went out, or rows were finished without one: call `step` again.
+    Worked,
+    /// Nothing can go now; the next thing may go at `wake_at` (`None`: only a wake-up brings
+    /// new work).
+    Idle {
+        /// The earliest instant something may become possible.
+        wake_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// The worker of one token.
+#[derive(Debug)]
+pub struct Worker {
+    /// The token's name, as rows refer to it.
+    token: String,
+    /// Where requests go.
+    sender: Sender,
+    /// The queue.
+    queue: Queue,
+    /// The wall clock.
+    clock: Clock,
+    /// Sliding windows for the token and its targets.
+    limiter: TokenLimiter,
+    /// Retry policy for transient failures.
+    retry: RetryPolicy,
+    /// No request for this token before this instant (`Retry-After`, or backoff after a 429
+    /// without one).
+    paused_until: Option<DateTime<Utc>>,
+    /// 429s in a row without a usable `Retry-After`, for their backoff.
+    blind_429s: u32,
+    /// The token failed authentication: its rows are held until a reload changes it.
+    dead: bool,
+}
+
+impl Worker {
+    /// A worker for `token`, with its windows rebuilt from the request log in the database so
+    /// that a restart in the middle of a burst cannot overshoot a limit.
+    pub async fn new(
+        token: String,
+        sender: Sender,
+        queue: Queue,
+        clock: Clock,
+        limits: Limits,
+        retry: RetryPolicy,
+    ) -> Result<Worker, QueueError> {
+        let mut limiter = TokenLimiter::new(limits);
+        let since = clock.now() - TimeDelta::from_std(limits.window).unwrap_or(TimeDelta::MAX);
+        for (user, at) in queue.sends_since(&token, since).await? {
+            limiter.record(user.as_deref(), at);
+        }
+        Ok(Worker {
+            token,
+            sender,
+            queue,
+            clock,
+            limiter,
+            retry,
+            paused_until: None,
+            blind_429s: 0,
+            dead: false,
+        })
+    }
+
+    /// Whether the token failed authentication (its rows are held).
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Do one unit of work: send one request for the first target that may go now.
+    pub async fn step(&mut self, shutdown: &CancellationToken) -> Result<Step, QueueError> {
+        let now = self.clock.now();
+        if self.dead {
+            return Ok(Step::Idle { wake_at: None });
+        }
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return Ok(Step::Idle {
+                    wake_at: Some(until),
+                });
+            }
+            self.paused_until = None;
+        }
+        let mut wake_at: Option<DateTime<Utc>> = None;
+        for ready in self.queue.ready_targets(&self.token).await? {
+            let user = ready.target.user.as_deref();
+            let at = ready.ready_at.max(self.limiter.next_allowed(user, now));
+            if at > now {
+                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                continue;
+            }
+            match self.queue.claim(&ready.target, now).await? {
+                Claim::NotReady => continue,
+                Claim::NothingToSend(plan) => {
+                    log_unsent(&ready.target, &plan.superseded, &plan.expired);
+                    return Ok(Step::Worked);
+                }
+                Claim::Send { rows, plan } => {
+                    self.limiter.record(user, now);
+                    let outcome = self.send(&ready.target, &plan.patch, shutdown).await;
+                    let finish = self.decide(&ready.target, &rows, outcome);
+                    self.queue
+                        .finish(&rows, &plan, &finish, self.clock.now())
+                        .await?;
+                    if finish == Finish::Sent {
+                        tracing::info!(target = %ready.target, ids = ?plan.contributors, "sent");
+                        log_unsent(&ready.target, &plan.superseded, &plan.expired);
+                    }
+                    return Ok(Step::Worked);
+                }
+            }
+        }
+        Ok(Step::Idle { wake_at })
+    }
+
+    /// Send, but once shutdown begins give the request at most [`DRAIN`] more.
+    async fn send(
+        &self,
+        target: &Target,
+        patch: &Patch,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        let request = self.sender.set_profile(target, patch);
+        tokio::pin!(request);
+        tokio::select! {
+            outcome = &mut request => Some(outcome),
+            _ = shutdown.cancelled() => tokio::time::timeout(DRAIN, request).await.ok(),
+        }
+    }
+
+    /// Turn Slack's answer into what the queue records, and update the token's pause state.
+    fn decide(&mut self, target: &Target, rows: &[Update], outcome: Option<Outcome>) -> Finish {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let now = self.clock.now();
+        let Some(outcome) = outcome else {
+            tracing::warn!(target = %target, ids = ?ids, "shutting down: request abandoned, rows stay pending");
+            return Finish::Requeue;
+        };
+        match outcome {
+            Outcome::Ok { warning, .. } => {
+                self.blind_429s = 0;
+                if let Some(w) = warning {
+                    tracing::warn!(target = %target, ids = ?ids, warning = %w, "Slack warned");
+                }
+                Finish::Sent
+            }
+            Outcome::RateLimited(retry_after) => {
+                let wait = retry_after.unwrap_or_else(|| {
+                    self.blind_429s += 1;
+                    backoff(&self.retry, self.blind_429s, rand::random())
+                });
+                self.paused_until = Some(now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX));
+                tracing::warn!(token = %self.token, target = %target, ids = ?ids, wait = ?wait, "rate-limited: pausing the token");
+                Finish::Requeue
+            }
+            Outcome::Transient(error) => {
+                let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0) + 1;
+                let wait = backoff(&self.retry, attempts, rand::random());
+                let retry_at = now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
+                if attempts >= self.retry.max_attempts {
+                    tracing::error!(target = %target, ids = ?ids, error = %error, attempts, "failed: out of attempts");
+                } else {
+                    tracing::warn!(target = %target, ids = ?ids, error = %error, attempts, retry_in = ?wait, "retrying");
+                }
+                Finish::Retry {
+                    error,
+                    retry_at,
+                    max_attempts: self.retry.max_attempts,
+                }
+            }
+            Outcome::TokenDead(error) => {
+                self.dead = true;
+                tracing::error!(token = %self.token, target = %target, ids = ?ids, error = %error,
+                    "failed: the token was refused; its other rows are held until the config changes it");
+                Finish::FailAndHoldToken { error }
+            }
+            Outcome::Permanent(error) => {
+                tracing::error!(target = %target, ids = ?ids, error = %error, "failed");
+                Finish::Fail { error }
+            }
+        }
+    }
+
+    /// Step until shutdown, sleeping when idle until the next possible instant, a wake-up, or
+    /// [`crate::clock::MAX_NAP`] (to follow the wall clock).
+    pub async fn run(mut self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            match self.step(&shutdown).await {
+                Ok(Step::Worked) => continue,
+                Ok(Step::Idle { wake_at }) => {
+                    let nap = match wake_at {
+                        Some(at) => self.clock.nap_until(at),
+                        None => crate::clock::MAX_NAP,
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(nap) => {}
+                        _ = wake.notified() => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    // The database is busy or broken: keep the rows, try again shortly.
+                    tracing::error!(token = %self.token, error = %e, "queue error; retrying in 1s");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_unsent(target: &Target, superseded: &[i64], expired: &[i64]) {
+    if !superseded.is_empty() {
+        tracing::info!(target = %target, ids = ?superseded, "superseded by a newer firing");
+    }
+    if !expired.is_empty() {
+        tracing::info!(target = %target, ids = ?expired, "expired before its turn; not sent");
+    }
+}

@@ -1,0 +1,251 @@
+//! Test support: a fake Slack on 127.0.0.1 that enforces the profile limits exactly and
+//! answers like the doc, and helpers to run the real binary and wait for conditions.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// When it arrived.
+    pub at: Instant,
+    /// The bearer token.
+    pub token: String,
+    /// `user` of the body, if any.
+    pub user: Option<String>,
+    /// `profile` of the body.
+    pub profile: Value,
+    /// The status code answered.
+    pub status: u16,
+    /// `Content-Type` header as sent.
+    pub content_type: String,
+}
+
+/// A scripted answer, used instead of the normal one for the next request of a token.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    /// Answer with this status, optional Retry-After, and body.
+    Reply(u16, Option<String>, String),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    per_user: usize,
+    per_token: usize,
+    window: Duration,
+    valid_tokens: Vec<String>,
+    /// Arrival times of accepted requests, per token and per (token, user).
+    by_token: HashMap<String, VecDeque<Instant>>,
+    by_target: HashMap<(String, String), VecDeque<Instant>>,
+    received: Vec<Received>,
+    /// Current profile per (token, user).
+    profiles: HashMap<(String, String), Value>,
+    script: HashMap<String, VecDeque<Scripted>>,
+    /// No request of this token is accepted before this instant (after a 429).
+    blocked_until: HashMap<String, Instant>,
+    early_after_429: usize,
+}
+
+/// The fake Slack Web API.
+#[derive(Clone)]
+pub struct FakeSlack {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeSlack {
+    /// Start on an ephemeral port, enforcing `per_user`/`per_token` per sliding `window`,
+    /// accepting the given token values.
+    pub async fn start(per_user: usize, per_token: usize, window: Duration, tokens: &[&str]) -> FakeSlack {
+        let inner = Arc::new(Mutex::new(Inner {
+            per_user,
+            per_token,
+            window,
+            valid_tokens: tokens.iter().map(|s| s.to_string()).collect(),
+            ..Inner::default()
+        }));
+        let app = Router::new()
+            .route("/api/users.profile.set", post(set_profile))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeSlack { addr, inner }
+    }
+
+    /// The `api_url` to put in a config.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// Queue scripted answers for the next requests of `token`.
+    pub fn script(&self, token: &str, answers: Vec<Scripted>) {
+        self.inner.lock().unwrap().script.entry(token.into()).or_default().extend(answers);
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.lock().unwrap().received.clone()
+    }
+
+    /// The current profile of a target ("" for the token's own).
+    pub fn profile(&self, token: &str, user: &str) -> Option<Value> {
+        self.inner.lock().unwrap().profiles.get(&(token.into(), user.into())).cloned()
+    }
+
+    /// How many 429s it answered because a limit was exceeded.
+    pub fn limit_429s(&self) -> usize {
+        self.received().iter().filter(|r| r.status == 429).count()
+    }
+
+    /// Requests that arrived while the token was told to wait (Retry-After not respected).
+    pub fn early_after_429(&self) -> usize {
+        self.inner.lock().unwrap().early_after_429
+    }
+}
+
+fn reply(status: u16, retry_after: Option<&str>, body: Value) -> Response {
+    let mut resp = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+    if let Some(ra) = retry_after {
+        resp.headers_mut().insert("retry-after", ra.parse().unwrap());
+    }
+    resp
+}
+
+fn prune(log: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while log.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        log.pop_front();
+    }
+}
+
+async fn set_profile(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = Instant::now();
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let user = parsed.as_ref().and_then(|b| b.get("user")).and_then(|u| u.as_str()).map(str::to_string);
+    let profile = parsed.as_ref().and_then(|b| b.get("profile")).cloned().unwrap_or(Value::Null);
+    let mut g = inner.lock().unwrap();
+    let mut record = |g: &mut Inner, status: u16| {
+        g.received.push(Received { at: now, token: token.clone(), user: user.clone(), profile: profile.clone(), status, content_type: content_type.clone() });
+    };
+    if let Some(until) = g.blocked_until.get(&token) {
+        if now < *until {
+            g.early_after_429 += 1;
+        }
+    }
+    if let Some(s) = g.script.get_mut(&token).and_then(|q| q.pop_front()) {
+        let Scripted::Reply(status, ra, body) = s;
+        record(&mut g, status);
+        if status == 429 {
+            if let Some(secs) = ra.as_deref().and_then(|r| r.parse::<u64>().ok()) {
+                g.blocked_until.insert(token.clone(), now + Duration::from_secs(secs));
+            }
+        }
+        let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+        if let Some(ra) = ra {
+            resp.headers_mut().insert("retry-after", ra.parse().unwrap());
+        }
+        return resp;
+    }
+    if !g.valid_tokens.contains(&token) {
+        record(&mut g, 200);
+        return reply(200, None, json!({"ok": false, "error": "invalid_auth"}));
+    }
+    if parsed.is_none() || !profile.is_object() {
+        record(&mut g, 200);
+        return reply(200, None, json!({"ok": false, "error": "invalid_profile"}));
+    }
+    let window = g.window;
+    let target = (token.clone(), user.clone().unwrap_or_default());
+    let (per_user, per_token) = (g.per_user, g.per_token);
+    let tok_log = g.by_token.entry(token.clone()).or_default();
+    prune(tok_log, now, window);
+    let tok_full = tok_log.len() >= per_token;
+    let user_log = g.by_target.entry(target.clone()).or_default();
+    prune(user_log, now, window);
+    let user_full = user_log.len() >= per_user;
+    if tok_full || user_full {
+        record(&mut g, 429);
+        g.blocked_until.insert(token.clone(), now + Duration::from_secs(1));
+        return reply(429, Some("1"), json!({"ok": false, "error": "ratelimited"}));
+    }
+    g.by_token.get_mut(&token).unwrap().push_back(now);
+    g.by_target.get_mut(&target).unwrap().push_back(now);
+    let current = g.profiles.entry(target).or_insert_with(|| json!({}));
+    if let (Some(cur), Some(new)) = (current.as_object_mut(), profile.as_object()) {
+        for (k, v) in new {
+            cur.insert(k.clone(), v.clone());
+        }
+    }
+    let full = current.clone();
+    record(&mut g, 200);
+    reply(200, None, json!({"ok": true, "profile": full}))
+}
+
+/// Poll `cond` every 20 ms until it holds or `deadline` passes; panics with `what` on timeout.
+pub async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !cond() {
+        if Instant::now() > end {
+            panic!("timed out after {deadline:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The built binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_slack-statusd"))
+}
+
+/// Start `slack-statusd --config <config> run` with `envs`, stderr captured to `log`.
+pub fn spawn_daemon(config: &Path, log: &Path, envs: &[(&str, &str)]) -> Child {
+    let log_file = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config").arg(config).arg("run").stdout(Stdio::null()).stderr(log_file);
+    cmd.env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Send a signal to a child.
+pub fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+/// Wait for a child to exit within `deadline`; returns its exit code.
+pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<i32> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("process did not exit within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
