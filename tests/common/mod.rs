@@ -69,7 +69,12 @@ pub struct FakeSlack {
 impl FakeSlack {
     /// Start on an ephemeral port, enforcing `per_user`/`per_token` per sliding `window`,
     /// accepting the given token values.
-    pub async fn start(per_user: usize, per_token: usize, window: Duration, tokens: &[&str]) -> FakeSlack {
+    pub async fn start(
+        per_user: usize,
+        per_token: usize,
+        window: Duration,
+        tokens: &[&str],
+    ) -> FakeSlack {
         let inner = Arc::new(Mutex::new(Inner {
             per_user,
             per_token,
@@ -93,7 +98,13 @@ impl FakeSlack {
 
     /// Queue scripted answers for the next requests of `token`.
     pub fn script(&self, token: &str, answers: Vec<Scripted>) {
-        self.inner.lock().unwrap().script.entry(token.into()).or_default().extend(answers);
+        self.inner
+            .lock()
+            .unwrap()
+            .script
+            .entry(token.into())
+            .or_default()
+            .extend(answers);
     }
 
     /// Every request received so far.
@@ -103,7 +114,12 @@ impl FakeSlack {
 
     /// The current profile of a target ("" for the token's own).
     pub fn profile(&self, token: &str, user: &str) -> Option<Value> {
-        self.inner.lock().unwrap().profiles.get(&(token.into(), user.into())).cloned()
+        self.inner
+            .lock()
+            .unwrap()
+            .profiles
+            .get(&(token.into(), user.into()))
+            .cloned()
     }
 
     /// How many 429s it answered because a limit was exceeded.
@@ -120,18 +136,26 @@ impl FakeSlack {
 fn reply(status: u16, retry_after: Option<&str>, body: Value) -> Response {
     let mut resp = (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
     if let Some(ra) = retry_after {
-        resp.headers_mut().insert("retry-after", ra.parse().unwrap());
+        resp.headers_mut()
+            .insert("retry-after", ra.parse().unwrap());
     }
     resp
 }
 
 fn prune(log: &mut VecDeque<Instant>, now: Instant, window: Duration) {
-    while log.front().is_some_and(|t| now.duration_since(*t) >= window) {
+    while log
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= window)
+    {
         log.pop_front();
     }
 }
 
-async fn set_profile(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn set_profile(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = Instant::now();
     let token = headers
         .get("authorization")
@@ -139,13 +163,32 @@ async fn set_profile(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap,
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("")
         .to_string();
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    let user = parsed.as_ref().and_then(|b| b.get("user")).and_then(|u| u.as_str()).map(str::to_string);
-    let profile = parsed.as_ref().and_then(|b| b.get("profile")).cloned().unwrap_or(Value::Null);
+    let user = parsed
+        .as_ref()
+        .and_then(|b| b.get("user"))
+        .and_then(|u| u.as_str())
+        .map(str::to_string);
+    let profile = parsed
+        .as_ref()
+        .and_then(|b| b.get("profile"))
+        .cloned()
+        .unwrap_or(Value::Null);
     let mut g = inner.lock().unwrap();
-    let mut record = |g: &mut Inner, status: u16| {
-        g.received.push(Received { at: now, token: token.clone(), user: user.clone(), profile: profile.clone(), status, content_type: content_type.clone() });
+    let record = |g: &mut Inner, status: u16| {
+        g.received.push(Received {
+            at: now,
+            token: token.clone(),
+            user: user.clone(),
+            profile: profile.clone(),
+            status,
+            content_type: content_type.clone(),
+        });
     };
     if let Some(until) = g.blocked_until.get(&token) {
         if now < *until {
@@ -157,12 +200,14 @@ async fn set_profile(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap,
         record(&mut g, status);
         if status == 429 {
             if let Some(secs) = ra.as_deref().and_then(|r| r.parse::<u64>().ok()) {
-                g.blocked_until.insert(token.clone(), now + Duration::from_secs(secs));
+                g.blocked_until
+                    .insert(token.clone(), now + Duration::from_secs(secs));
             }
         }
         let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
         if let Some(ra) = ra {
-            resp.headers_mut().insert("retry-after", ra.parse().unwrap());
+            resp.headers_mut()
+                .insert("retry-after", ra.parse().unwrap());
         }
         return resp;
     }
@@ -185,7 +230,8 @@ async fn set_profile(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap,
     let user_full = user_log.len() >= per_user;
     if tok_full || user_full {
         record(&mut g, 429);
-        g.blocked_until.insert(token.clone(), now + Duration::from_secs(1));
+        g.blocked_until
+            .insert(token.clone(), now + Duration::from_secs(1));
         return reply(429, Some("1"), json!({"ok": false, "error": "ratelimited"}));
     }
     g.by_token.get_mut(&token).unwrap().push_back(now);
@@ -221,7 +267,11 @@ pub fn bin() -> PathBuf {
 pub fn spawn_daemon(config: &Path, log: &Path, envs: &[(&str, &str)]) -> Child {
     let log_file = std::fs::File::create(log).unwrap();
     let mut cmd = Command::new(bin());
-    cmd.arg("--config").arg(config).arg("run").stdout(Stdio::null()).stderr(log_file);
+    cmd.arg("--config")
+        .arg(config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log_file);
     cmd.env_remove("RUST_LOG");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -231,7 +281,11 @@ pub fn spawn_daemon(config: &Path, log: &Path, envs: &[(&str, &str)]) -> Child {
 
 /// Send a signal to a child.
 pub fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
