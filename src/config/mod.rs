@@ -16,7 +16,14 @@ pub use crate::schedule::Expiry;
 use crate::schedule::{DateRange, Schedule};
 
 mod load;
+mod parse;
+mod paths;
+mod rule_profile;
+mod rules;
 mod secret;
+mod span;
+mod top;
+mod walk;
 
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;

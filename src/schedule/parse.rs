@@ -186,7 +186,10 @@ mod tests {
             weekday_range(Weekday::Fri, Weekday::Mon),
             vec![Weekday::Mon, Weekday::Fri, Weekday::Sat, Weekday::Sun]
         );
-        assert_eq!(weekday_range(Weekday::Wed, Weekday::Wed), vec![Weekday::Wed]);
+        assert_eq!(
+            weekday_range(Weekday::Wed, Weekday::Wed),
+            vec![Weekday::Wed]
+        );
     }
 
     #[test]

@@ -213,13 +213,16 @@ fn next_cron(
     start: NaiveDateTime,
     limit: NaiveDateTime,
 ) -> Option<DateTime<Utc>> {
+    let cron = within_years(cron, start.year(), limit.year())?;
     let mut cursor = Cursor {
         at: start,
         inclusive: false,
     };
     for _ in 0..MAX_CRON_STEPS {
         // croner fails only when it runs out of years to search: no firing.
-        let n = cron.find_next_occurrence(&cursor.at, cursor.inclusive).ok()?;
+        let n = cron
+            .find_next_occurrence(&cursor.at, cursor.inclusive)
+            .ok()?;
         if n > limit {
             return None;
         }
@@ -255,6 +258,7 @@ fn last_cron(
     top: NaiveDateTime,
     horizon: NaiveDateTime,
 ) -> Option<DateTime<Utc>> {
+    let cron = within_years(cron, horizon.year(), top.year())?;
     let mut cursor = Cursor {
         at: top,
         inclusive: true,
@@ -288,4 +292,29 @@ fn last_cron(
         };
     }
     None
+}
+
+/// A copy of `cron` that matches only in the years `first..=last`, or `None` if none of those
+/// years is in croner's range (1 to 5000), where a cron rule cannot fire at all.
+///
+/// Left alone, croner searches a pattern that never matches (`0 0 31 4 *`) on to year 5000, or
+/// back to year 1, which takes the better part of a second; with its year field narrowed to
+/// the search window it gives up at the window's end. The cost is one clone per search.
+fn within_years(cron: &croner::Cron, first: i32, last: i32) -> Option<croner::Cron> {
+    let first = first.max(croner::YEAR_LOWER_LIMIT);
+    let last = last.min(croner::YEAR_UPPER_LIMIT);
+    if first > last {
+        return None;
+    }
+    // croner's own year field: its full range, no special features (`L`, `#`, `W`), no offset.
+    let mut years = croner::CronComponent::new(
+        croner::YEAR_LOWER_LIMIT as u16,
+        croner::YEAR_UPPER_LIMIT as u16,
+        0,
+        0,
+    );
+    years.parse(&format!("{first}-{last}")).ok()?;
+    let mut bounded = cron.clone();
+    bounded.pattern.years = years;
+    Some(bounded)
 }
