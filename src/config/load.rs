@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::paths::{self, Env};
-use super::rules::{Named, RuleDraft};
+use super::rules::RuleDraft;
 use super::span::LineIndex;
 use super::top::{self, FileOut, Globals, RawToken};
 use super::walk::{shown, Ctx};
@@ -261,20 +261,11 @@ fn check_rules(files: &mut [Checked<'_>], tokens: &BTreeMap<String, String>) {
             }
             if let Some(token) = &rule.token {
                 if !tokens.contains_key(&token.text) {
-                    let label = rule_label(rule);
-                    f.ctx
-                        .error(&token.span, unknown_token(&label, &token.text, tokens));
+                    let msg = unknown_token(&rule.label, &token.text, tokens);
+                    f.ctx.error(&token.span, msg);
                 }
             }
         }
-    }
-}
-
-/// `rule "name"`, or just `rule` when it has none (that is reported separately).
-fn rule_label(rule: &RuleDraft) -> String {
-    match &rule.name {
-        Some(Named { text, .. }) => format!("rule {text:?}"),
-        None => "rule".to_string(),
     }
 }
 

@@ -52,6 +52,9 @@ pub(crate) struct Named {
 
 /// What the walk of one rule produced.
 pub(crate) struct RuleDraft {
+    /// How messages name the rule: `rule "coffee"`, or `rule #3` (its place in the file)
+    /// when it has no valid name.
+    pub label: String,
     /// `name`, if present and a non-empty string.
     pub name: Option<Named>,
     /// `token`, if present and a non-empty string; checked against `[tokens]` later.
@@ -111,11 +114,13 @@ pub(crate) fn rule(ctx: &mut Ctx<'_>, number: usize, v: &Value<'_>) -> Option<Ru
     let before = ctx.count();
     let timezone = entry(t, "timezone").and_then(|(_, v)| zone(ctx, &label, v));
     let body = body(ctx, &label, t, &span);
+    let clean = ctx.count() == before;
     Some(RuleDraft {
+        label,
         name,
         token,
         timezone,
-        body: body.filter(|_| ctx.count() == before),
+        body: body.filter(|_| clean),
     })
 }
 
@@ -349,8 +354,9 @@ fn cron_expr(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Schedule> 
             ctx.error(
                 &v.span(),
                 format!(
-                    "{what}: {expr:?} is not a valid cron expression ({e}); write 5 fields \
-                     \"MIN HOUR DOM MON DOW\", or 6 with seconds first"
+                    "{what}: {expr:?} is not a valid cron expression ({}); write 5 fields \
+                     \"MIN HOUR DOM MON DOW\", or 6 with seconds first",
+                    e.trim_end_matches('.')
                 ),
             );
             None
