@@ -455,7 +455,7 @@ fn top_level_settings_override_the_defaults() {
     let c = valid(
         "database = \"state/q.db\"\ntimezone = \"Asia/Tokyo\"\napi_url = \"http://127.0.0.1:9/api/\"\n\
          catch_up = \"0s\"\nretention = \"7d\"\nlog_level = \"slack_statusd=debug\"\n\
-         [limits]\nper_user = 2\nper_token = 5\nwindow = \"10s\"\n\
+         [limits]\nper_user = 0x2\nper_token = 1_005\nwindow = \"10s\"\n\
          [retry]\nmax_attempts = 3\ninitial_backoff = \"2s\"\nmax_backoff = \"2s\"\n",
     );
     assert_eq!(c.timezone, chrono_tz::Asia::Tokyo);
@@ -463,7 +463,7 @@ fn top_level_settings_override_the_defaults() {
     assert_eq!(c.catch_up, Duration::ZERO);
     assert_eq!(c.retention, Duration::from_secs(7 * 86400));
     assert_eq!(c.log_level, "slack_statusd=debug");
-    assert_eq!((c.limits.per_user, c.limits.per_token), (2, 5));
+    assert_eq!((c.limits.per_user, c.limits.per_token), (2, 1005));
     assert_eq!(c.limits.window, Duration::from_secs(10));
     assert_eq!(c.retry.max_attempts, 3);
     assert_eq!(c.retry.initial_backoff, c.retry.max_backoff);
@@ -821,4 +821,54 @@ fn the_install_template_is_valid_empty_and_documents_every_key() {
             "config/config.toml does not document {key}"
         );
     }
+}
+
+#[test]
+fn no_input_makes_it_panic() {
+    // Every prefix of a config that uses every feature, cut at each character: unterminated
+    // strings and tables, half keys, empty values. Each must give a config or problems.
+    let text = fs::read_to_string(shipped("example.toml")).unwrap()
+        + "skip_dates = [2026-12-24, \"2026-12-27..2027-01-01\"]\n\
+           [[rules]]\nname = \"ü☕\"\ntoken = \"demo\"\nat = [\"09:00\", 10:00:00]\n\
+           days = [\"mon\", \"fri\"]\nstatus_text = \"é\"\nexpire_at = \"17:30\"\n\
+           [rules.profile.fields]\nXf1 = [{ value = \"a\" }]\nXf2 = { value = \"b\", alt = \"c\" }\n";
+    let mut ends: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    ends.push(text.len());
+    for end in ends {
+        let _ = load_str(Path::new(FILE), &text[..end]);
+    }
+    for weird in [
+        "\u{feff}a = 1",
+        "\0",
+        "[[rules]]\n[[rules]]\n",
+        "rules = [1, \"x\", []]",
+        "[tokens.\"\"]\ntoken = \"\"\n",
+        "at = 9999999999999999999999\n[limits]\nper_user = -9223372036854775808\n",
+    ] {
+        let _ = load_str(Path::new(FILE), weird);
+    }
+}
+
+#[test]
+fn problems_are_sorted_by_file_in_reading_order() {
+    let (dir, path) = write_config(
+        "colour = 1\n",
+        &[
+            ("10-x.toml", "database = \"q.db\"\n"),
+            ("20-y.toml", "[tokens]\n"),
+        ],
+    );
+    // A drop-in that cannot be read as text sorts in its place among the others.
+    fs::write(dir.path().join("config.d/05-bad.toml"), b"\xff").unwrap();
+    let files: Vec<PathBuf> = load(&path)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| p.file)
+        .collect();
+    let d = dir.path().join("config.d");
+    assert_eq!(
+        files,
+        vec![path.clone(), d.join("05-bad.toml"), d.join("10-x.toml")]
+    );
 }
