@@ -146,12 +146,39 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
         .and_then(|v| ctx.boolean(&format!("{label}: respect_manual"), v))
         .unwrap_or(false);
 
-    let status_fields = if status.template.is_some() {
-        STATUS_FIELDS
-    } else {
-        0
-    };
-    let n = profile_map.len() + status_fields;
+    amount(
+        ctx,
+        label,
+        span,
+        status.template.is_some(),
+        profile,
+        profile_map.len(),
+    );
+    Some(RuleBody {
+        user,
+        schedule: schedule?,
+        skip_dates,
+        status: status.template,
+        expiry: expiry?,
+        profile: profile_map,
+        respect_manual,
+    })
+}
+
+/// A rule must set something, and at most Slack's 50 fields in one request.
+///
+/// The count is what one request for this rule carries: every key of `[rules.profile]`
+/// (each custom field counts once, a tags field too) plus, when the rule has a status, 3 for
+/// `status_text`, `status_emoji` and `status_expiration`, which always travel together.
+fn amount(
+    ctx: &mut Ctx<'_>,
+    label: &str,
+    rule_span: &Range<usize>,
+    has_status: bool,
+    profile: Option<&Value<'_>>,
+    profile_fields: usize,
+) {
+    let n = profile_fields + if has_status { STATUS_FIELDS } else { 0 };
     if let (Some(p), true) = (profile, n > MAX_PROFILE_FIELDS) {
         ctx.error(
             &p.span(),
@@ -162,28 +189,19 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
             ),
         );
     }
-    // A profile table that failed its checks still counts as "something to set", so the
-    // user is not told both that a field is wrong and that the rule sets nothing.
+    // A profile table whose fields failed their checks still counts as "something to set",
+    // so the user is not told both that a field is wrong and that the rule sets nothing.
     let empty_profile =
         profile.is_none_or(|p| p.get_ref().as_table().is_some_and(|t| t.is_empty()));
-    if status.template.is_none() && empty_profile {
+    if !has_status && empty_profile {
         ctx.error(
-            span,
+            rule_span,
             format!(
                 "{label}: sets nothing; add status_text and/or status_emoji, \
                  clear_status = true, or fields in [rules.profile]"
             ),
         );
     }
-    Some(RuleBody {
-        user,
-        schedule: schedule?,
-        skip_dates,
-        status: status.template,
-        expiry: expiry?,
-        profile: profile_map,
-        respect_manual,
-    })
 }
 
 /// A required string key; a problem at the rule's header when it is missing.
