@@ -335,6 +335,30 @@ fn cron_rules() {
             ],
         ),
         case(
+            "Sunday as 7 in a list",
+            cron("0 9 * * 1,7"),
+            UTC,
+            "2026-11-01T12:00:00Z",
+            &[
+                "2026-11-02T09:00:00Z",
+                "2026-11-08T09:00:00Z",
+                "2026-11-09T09:00:00Z",
+            ],
+        ),
+        case(
+            // SPEC's wording: a stepped day-of-month is restricted, so it ORs with the weekday.
+            // (Vixie cron itself would AND here because the field starts with '*'.)
+            "DOM or DOW with a stepped DOM",
+            cron("0 0 */2 * 1"),
+            UTC,
+            "2026-11-01T00:00:00Z",
+            &[
+                "2026-11-02T00:00:00Z",
+                "2026-11-03T00:00:00Z",
+                "2026-11-05T00:00:00Z",
+            ],
+        ),
+        case(
             "DOM alone when DOW is *",
             cron("0 0 13 * *"),
             UTC,

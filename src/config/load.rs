@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::paths::{self, Env};
-use super::rules::{Named, RuleDraft};
+use super::rules::RuleDraft;
 use super::span::LineIndex;
 use super::top::{self, FileOut, Globals, RawToken};
 use super::walk::{shown, Ctx};
@@ -48,22 +48,34 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         text: main,
     }];
     let mut problems = Vec::new();
-    for file in drop_in_files(path, &mut problems) {
-        match read_file(&file, false) {
-            Ok(text) => sources.push(Source { path: file, text }),
+    let drop_ins = drop_in_files(path, &mut problems);
+    for file in &drop_ins {
+        match read_file(file, false) {
+            Ok(text) => sources.push(Source {
+                path: file.clone(),
+                text,
+            }),
             Err(p) => problems.push(p),
         }
     }
     let checked = check(&sources, &Env::from_process(), file_mode);
-    match (checked, problems.is_empty()) {
-        (Ok(config), true) => Ok(config),
-        (Ok(_), false) => Err(ConfigError { problems }),
-        (Err(mut e), _) => {
-            // Unreadable drop-ins go after the problems of the files that were read.
-            e.problems.extend(problems);
-            Err(e)
-        }
-    }
+    let mut problems = match checked {
+        Ok(config) if problems.is_empty() => return Ok(config),
+        Ok(_) => problems,
+        Err(e) => e.problems.into_iter().chain(problems).collect(),
+    };
+    // Files in the order they are read: the main file, then drop-ins by name (an unreadable
+    // drop-in in its place). The sort is stable, so each file keeps its line order.
+    let order: Vec<&Path> = std::iter::once(path)
+        .chain(drop_ins.iter().map(PathBuf::as_path))
+        .collect();
+    problems.sort_by_key(|p| {
+        order
+            .iter()
+            .position(|f| *f == p.file)
+            .unwrap_or(order.len())
+    });
+    Err(ConfigError { problems })
 }
 
 /// Validate config text as if it were the file `path` (no drop-ins). For tests and `check`.
@@ -261,20 +273,11 @@ fn check_rules(files: &mut [Checked<'_>], tokens: &BTreeMap<String, String>) {
             }
             if let Some(token) = &rule.token {
                 if !tokens.contains_key(&token.text) {
-                    let label = rule_label(rule);
-                    f.ctx
-                        .error(&token.span, unknown_token(&label, &token.text, tokens));
+                    let msg = unknown_token(&rule.label, &token.text, tokens);
+                    f.ctx.error(&token.span, msg);
                 }
             }
         }
-    }
-}
-
-/// `rule "name"`, or just `rule` when it has none (that is reported separately).
-fn rule_label(rule: &RuleDraft) -> String {
-    match &rule.name {
-        Some(Named { text, .. }) => format!("rule {text:?}"),
-        None => "rule".to_string(),
     }
 }
 

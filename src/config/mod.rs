@@ -4,6 +4,20 @@
 //! Two phases, as in ripgrep's flags: the text is parsed into spanned TOML values, then one
 //! walk over them checks every key and converts it into the typed form below. Nothing here
 //! talks to Slack or the database; token *values* are only read by [`Config::resolve_tokens`].
+//!
+//! # Layout
+//!
+//! - `load`: reading the main file and `config.d/` drop-ins, checks across files (unique
+//!   names, defined tokens), defaults, warnings.
+//! - `top`: the walk of one file — TOML syntax, top-level keys, `[limits]`, `[retry]`,
+//!   `[tokens.*]`.
+//! - `rules`, `rule_profile`: one `[[rules]]` entry and its `[rules.profile]`.
+//! - `walk`: typed reads of spanned values that record a located problem instead of failing.
+//! - `parse`: the small languages inside strings — times, days, dates, durations.
+//! - `span`: byte offsets to line and column; `paths`: database and token-file resolution.
+//!
+//! **Invariant:** no message quotes a token value. Type errors never quote the value, and a
+//! key or name that looks like a Slack token is replaced by a placeholder.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -27,7 +27,7 @@ pub(crate) fn days_spec(text: &str) -> Result<Vec<Weekday>, String> {
     let t = text.trim().to_ascii_lowercase();
     let all = || (0..7).map(weekday_from_monday).collect::<Vec<_>>();
     match t.as_str() {
-        "daily" | "every day" => return Ok(all()),
+        "daily" => return Ok(all()),
         "weekdays" => return Ok(all()[..5].to_vec()),
         "weekends" => return Ok(vec![Weekday::Sat, Weekday::Sun]),
         _ => {}

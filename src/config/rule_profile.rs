@@ -99,7 +99,7 @@ fn standard_field<'v>(
     name: &str,
     v: &'v Value<'_>,
 ) -> Option<&'v str> {
-    let s = ctx.string(&format!("{label}: profile {name}"), v)?;
+    let s = ctx.string(&format!("{label}: profile field {name}"), v)?;
     let is_name = name == "first_name" || name == "last_name";
     if is_name && s.trim().eq_ignore_ascii_case(RESERVED_NAME) {
         ctx.error(
@@ -152,7 +152,7 @@ fn custom_field(ctx: &mut Ctx<'_>, field: &str, v: &Value<'_>) -> Option<Json> {
                     tags.extend(field_value(ctx, field, t, &item.span(), MAX_TAG, "a tag"));
                 }
             }
-            (ctx.count() == before).then(|| Json::Array(tags))
+            (ctx.count() == before).then_some(Json::Array(tags))
         }
         other => {
             let expected = "a table { value = \"...\", alt = \"\" } or a list of tags \

@@ -52,6 +52,9 @@ pub(crate) struct Named {
 
 /// What the walk of one rule produced.
 pub(crate) struct RuleDraft {
+    /// How messages name the rule: `rule "coffee"`, or `rule #3` (its place in the file)
+    /// when it has no valid name.
+    pub label: String,
     /// `name`, if present and a non-empty string.
     pub name: Option<Named>,
     /// `token`, if present and a non-empty string; checked against `[tokens]` later.
@@ -111,11 +114,13 @@ pub(crate) fn rule(ctx: &mut Ctx<'_>, number: usize, v: &Value<'_>) -> Option<Ru
     let before = ctx.count();
     let timezone = entry(t, "timezone").and_then(|(_, v)| zone(ctx, &label, v));
     let body = body(ctx, &label, t, &span);
+    let clean = ctx.count() == before;
     Some(RuleDraft {
+        label,
         name,
         token,
         timezone,
-        body: body.filter(|_| ctx.count() == before),
+        body: body.filter(|_| clean),
     })
 }
 
@@ -141,12 +146,39 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
         .and_then(|v| ctx.boolean(&format!("{label}: respect_manual"), v))
         .unwrap_or(false);
 
-    let status_fields = if status.template.is_some() {
-        STATUS_FIELDS
-    } else {
-        0
-    };
-    let n = profile_map.len() + status_fields;
+    amount(
+        ctx,
+        label,
+        span,
+        status.template.is_some(),
+        profile,
+        profile_map.len(),
+    );
+    Some(RuleBody {
+        user,
+        schedule: schedule?,
+        skip_dates,
+        status: status.template,
+        expiry: expiry?,
+        profile: profile_map,
+        respect_manual,
+    })
+}
+
+/// A rule must set something, and at most Slack's 50 fields in one request.
+///
+/// The count is what one request for this rule carries: every key of `[rules.profile]`
+/// (each custom field counts once, a tags field too) plus, when the rule has a status, 3 for
+/// `status_text`, `status_emoji` and `status_expiration`, which always travel together.
+fn amount(
+    ctx: &mut Ctx<'_>,
+    label: &str,
+    rule_span: &Range<usize>,
+    has_status: bool,
+    profile: Option<&Value<'_>>,
+    profile_fields: usize,
+) {
+    let n = profile_fields + if has_status { STATUS_FIELDS } else { 0 };
     if let (Some(p), true) = (profile, n > MAX_PROFILE_FIELDS) {
         ctx.error(
             &p.span(),
@@ -157,28 +189,19 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
             ),
         );
     }
-    // A profile table that failed its checks still counts as "something to set", so the
-    // user is not told both that a field is wrong and that the rule sets nothing.
+    // A profile table whose fields failed their checks still counts as "something to set",
+    // so the user is not told both that a field is wrong and that the rule sets nothing.
     let empty_profile =
         profile.is_none_or(|p| p.get_ref().as_table().is_some_and(|t| t.is_empty()));
-    if status.template.is_none() && empty_profile {
+    if !has_status && empty_profile {
         ctx.error(
-            span,
+            rule_span,
             format!(
                 "{label}: sets nothing; add status_text and/or status_emoji, \
                  clear_status = true, or fields in [rules.profile]"
             ),
         );
     }
-    Some(RuleBody {
-        user,
-        schedule: schedule?,
-        skip_dates,
-        status: status.template,
-        expiry: expiry?,
-        profile: profile_map,
-        respect_manual,
-    })
 }
 
 /// A required string key; a problem at the rule's header when it is missing.
@@ -349,8 +372,9 @@ fn cron_expr(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Schedule> 
             ctx.error(
                 &v.span(),
                 format!(
-                    "{what}: {expr:?} is not a valid cron expression ({e}); write 5 fields \
-                     \"MIN HOUR DOM MON DOW\", or 6 with seconds first"
+                    "{what}: {expr:?} is not a valid cron expression ({}); write 5 fields \
+                     \"MIN HOUR DOM MON DOW\", or 6 with seconds first",
+                    e.trim_end_matches('.')
                 ),
             );
             None

@@ -131,7 +131,7 @@ pub(crate) fn walk_file(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>) -> F
     let doc = doc.get_ref();
     match main {
         None => {
-            ctx.unknown_keys(doc, TOP_KEYS, "top level");
+            ctx.unknown_keys(doc, TOP_KEYS, "");
             out.globals = Some(globals(ctx, doc));
         }
         Some(main) => drop_in_keys(ctx, doc, main),

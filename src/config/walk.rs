@@ -77,17 +77,20 @@ impl<'t> Ctx<'t> {
     }
 
     /// Report every key of `table` not in `allowed`, at the key. `within` names the table for
-    /// the message, e.g. `rule "coffee"` or `[limits]`.
+    /// the message, e.g. `rule "coffee"` or `[limits]`; empty for the top level.
     pub(crate) fn unknown_keys(&mut self, table: &Table<'_>, allowed: &[&str], within: &str) {
+        let prefix = if within.is_empty() {
+            "unknown top-level key".to_string()
+        } else {
+            format!("{within}: unknown key")
+        };
         for key in table.keys() {
             if !allowed.contains(&key.get_ref().as_ref()) {
+                let k = shown(key.get_ref());
+                let allowed = allowed.join(", ");
                 self.error(
                     &key.span(),
-                    format!(
-                        "{within}: unknown key {}; allowed keys are {}",
-                        shown(key.get_ref()),
-                        allowed.join(", ")
-                    ),
+                    format!("{prefix} {k}; allowed keys are {allowed}"),
                 );
             }
         }

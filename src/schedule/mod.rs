@@ -68,10 +68,14 @@ impl DateRange {
 /// Croner already gives these semantics with `Seconds::Optional` and `dom_and_dow(false)`
 /// (checked field by field in the tests: 0 and 7 are Sunday, names in any case, 6 fields put
 /// the seconds first, and a restricted day-of-month ORs with a restricted day-of-week), so the
-/// expression is passed through unchanged. Two choices on top of it:
+/// expression is passed through unchanged. Choices on top of it:
 ///
 /// - Croner would also take a 7th field (years), which Vixie cron does not have and SPEC §3
 ///   does not offer, so `Year::Disallowed` rejects it instead of silently accepting it.
+/// - A day field counts as restricted unless it is exactly `*` (or `?`), as SPEC §3 words it.
+///   Vixie cron itself treats any field *starting* with `*` as unrestricted, so there
+///   `0 0 */2 * 1` means "odd days that are Mondays"; here, as in croner, it means "odd days,
+///   and Mondays". Only such stepped-star day fields differ; we keep SPEC's reading.
 /// - Croner's own extensions (`L`, `W`, `#`, a `+` prefix for DOM-and-DOW, `@daily` and
 ///   friends) are kept: they cannot change the meaning of a Vixie expression.
 pub fn parse_cron(expr: &str) -> Result<Schedule, String> {

@@ -28,9 +28,10 @@ const MAX_CRON_STEPS: u32 = 100_000;
 /// [`SEARCH_HORIZON_DAYS`].
 ///
 /// The walk starts at `after`'s local time. Every local time at or before it maps to an
-/// instant at or before `after`, so nothing is missed; local times after it can still map to
-/// instants at or before `after` (when `after` lies in the second pass of a repeated hour,
-/// or at the end of a gap), and those are skipped.
+/// instant at or before `after`, so nothing is missed, and a gap's firing is not repeated once
+/// `after` has reached it. Local times after it can still map to instants at or before
+/// `after` when `after` lies in the second pass of a repeated hour (they map to the first
+/// pass); those are skipped.
 ///
 /// Cost: a calendar rule looks at each local date once up to the answer (at most
 /// [`SEARCH_HORIZON_DAYS`] dates); a cron rule makes one croner call per candidate, which is

@@ -1,0 +1,874 @@
+//! The config contract (SPEC §3): every validation reported with file:line:col, drop-ins,
+//! defaults, path and token resolution, and tokens never quoted.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveTime, Weekday};
+use serde_json::json;
+use slack_statusd::config::{load, load_str, Config, Expiry, Problem, TokenError, TokenSource};
+use slack_statusd::schedule::{DateRange, Schedule};
+
+/// The file name every `load_str` case is checked as.
+const FILE: &str = "config.toml";
+
+/// Lines 1–5 of every rule case; the case's body starts on line 6.
+const RULE_HEAD: &str = "[tokens.alice]
+token_env = \"SLACK_TOKEN_ALICE\"
+[[rules]]
+name = \"r\"
+token = \"alice\"
+";
+
+/// Validate `text` as `config.toml`.
+fn check(text: &str) -> Result<Config, Vec<Problem>> {
+    load_str(Path::new(FILE), text).map_err(|e| e.problems)
+}
+
+/// The problems of `text`, which must be invalid.
+fn problems(text: &str) -> Vec<Problem> {
+    match check(text) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(p) => p,
+    }
+}
+
+/// The config of `text`, which must be valid.
+fn valid(text: &str) -> Config {
+    match check(text) {
+        Ok(c) => c,
+        Err(p) => panic!("unexpected problems: {p:#?}\nin:\n{text}"),
+    }
+}
+
+/// Assert `text` has exactly one problem, at `line:col`, whose message contains `phrase`.
+fn assert_one(case: &str, text: &str, line: usize, col: usize, phrase: &str) {
+    let p = problems(text);
+    let shown: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    assert_eq!(p.len(), 1, "{case}: expected one problem, got {shown:#?}");
+    let prefix = format!("{FILE}:{line}:{col}: ");
+    assert!(
+        shown[0].starts_with(&prefix) && shown[0].contains(phrase),
+        "{case}: expected {prefix}…{phrase}…, got {}",
+        shown[0]
+    );
+}
+
+/// A rule body that is valid on its own, for cases about something else.
+const OK_SCHEDULE: &str = "at = \"09:00\"\n";
+
+#[test]
+fn every_rule_validation_reports_its_location_and_what_to_change() {
+    let long = |n: usize| "é".repeat(n);
+    let status101 = format!("{OK_SCHEDULE}status_text = \"{}\"\n", long(101));
+    let value5001 = format!(
+        "{OK_SCHEDULE}[rules.profile.fields.Xf01]\nvalue = \"{}\"\n",
+        long(5001)
+    );
+    let alt257 = format!(
+        "{OK_SCHEDULE}[rules.profile.fields.Xf01]\nvalue = \"v\"\nalt = \"{}\"\n",
+        long(257)
+    );
+    let tag51 = format!(
+        "{OK_SCHEDULE}[rules.profile.fields]\nXf01 = [{{ value = \"ok\" }}, {{ value = \"{}\" }}]\n",
+        long(51)
+    );
+    let id256 = format!(
+        "{OK_SCHEDULE}[rules.profile.fields]\n{} = {{ value = \"v\" }}\n",
+        "X".repeat(256)
+    );
+    let fifty_one = {
+        // title + 47 custom fields + the status (text, emoji, expiration) = 51.
+        let fields: String = (0..47)
+            .map(|i| format!("Xf{i:02} = {{ value = \"v\" }}\n"))
+            .collect();
+        format!("{OK_SCHEDULE}status_text = \"x\"\n[rules.profile]\ntitle = \"t\"\n[rules.profile.fields]\n{fields}")
+    };
+
+    #[rustfmt::skip]
+    let cases: Vec<(&str, String, usize, usize, &str)> = vec![
+        // (case, body from line 6, line, col, phrase)
+        ("no schedule", "status_text = \"x\"\n".into(), 3, 1, "has no schedule; add at ="),
+        ("two schedules", "at = \"09:00\"\ncron = \"0 9 * * *\"\nstatus_text = \"x\"\n".into(), 7, 1, "has both cron and at/days"),
+        ("days without at", "days = \"weekdays\"\nstatus_text = \"x\"\n".into(), 6, 1, "days needs at"),
+        ("bad cron", "cron = \"61 * * * *\"\nstatus_text = \"x\"\n".into(), 6, 8, "is not a valid cron expression ("),
+        ("bad time", "at = \"9.30\"\nstatus_text = \"x\"\n".into(), 6, 6, "\"9.30\" is not a time of day; write \"HH:MM\""),
+        ("bad time in list", "at = [\"09:00\", \"24:00\"]\nstatus_text = \"x\"\n".into(), 6, 16, "\"24:00\" is not a time of day"),
+        ("empty at list", "at = []\nstatus_text = \"x\"\n".into(), 6, 6, "at is an empty list"),
+        ("bad days", format!("{OK_SCHEDULE}days = \"mon-fry\"\nstatus_text = \"x\"\n"), 7, 8, "is not a day or range of days"),
+        ("bad day in list", format!("{OK_SCHEDULE}days = [\"mon\", \"funday\"]\nstatus_text = \"x\"\n"), 7, 16, "\"funday\" is not a day"),
+        ("unknown zone", format!("{OK_SCHEDULE}timezone = \"Mars/Olympus\"\nstatus_text = \"x\"\n"), 7, 12, "unknown time zone \"Mars/Olympus\"; use an IANA name"),
+        ("bad date", format!("{OK_SCHEDULE}skip_dates = [\"2026-02-30\"]\nstatus_text = \"x\"\n"), 7, 15, "is not a date; write \"YYYY-MM-DD\""),
+        ("bad range", format!("{OK_SCHEDULE}skip_dates = [\"2026-12-24\", \"2027-01-01..2026-12-27\"]\nstatus_text = \"x\"\n"), 7, 29, "ends before it starts"),
+        ("bad duration", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_after = \"2 parsecs\"\n"), 8, 16, "is not a duration"),
+        ("zero expire_after", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_after = \"0s\"\n"), 8, 16, "expire_after is zero"),
+        ("both expiries", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_after = \"2h\"\nexpire_at = \"17:00\"\n"), 9, 1, "both expire_after and expire_at"),
+        ("bad expire_at", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_at = \"5pm\"\n"), 8, 13, "is not a time of day"),
+        ("expiry without status", format!("{OK_SCHEDULE}expire_after = \"2h\"\n[rules.profile]\ntitle = \"t\"\n"), 7, 1, "expire_after without a status to expire"),
+        ("expiry with clear", format!("{OK_SCHEDULE}clear_status = true\nexpire_at = \"17:00\"\n"), 8, 1, "nothing to expire because the rule clears"),
+        ("status_text too long", status101, 7, 15, "status_text is 101 characters; Slack allows at most 100"),
+        ("clear text only", format!("{OK_SCHEDULE}status_text = \"\"\nstatus_emoji = \":x:\"\n"), 7, 15, "status_text is \"\" but status_emoji is not;"),
+        ("clear emoji only", format!("{OK_SCHEDULE}status_emoji = \"\"\n"), 7, 16, "status_emoji is \"\" but status_text is not set"),
+        ("clear_status with status", format!("{OK_SCHEDULE}status_text = \"x\"\nclear_status = true\n"), 8, 16, "clear_status = true cannot be combined"),
+        ("sets nothing", OK_SCHEDULE.into(), 3, 1, "sets nothing; add status_text"),
+        ("empty profile sets nothing", format!("{OK_SCHEDULE}[rules.profile]\n"), 3, 1, "sets nothing"),
+        ("unknown rule key", format!("{OK_SCHEDULE}status_text = \"x\"\ncolour = \"red\"\n"), 8, 1, "unknown key \"colour\"; allowed keys are name, token"),
+        ("wrong type", format!("{OK_SCHEDULE}status_text = 5\n"), 7, 15, "status_text must be a string (in double quotes), not an integer"),
+        ("wrong bool", format!("{OK_SCHEDULE}status_text = \"x\"\nrespect_manual = \"yes\"\n"), 8, 18, "respect_manual must be true or false, not a string"),
+        ("empty user", format!("{OK_SCHEDULE}status_text = \"x\"\nuser = \"\"\n"), 8, 8, "user is empty"),
+        ("first_name slackbot", format!("{OK_SCHEDULE}[rules.profile]\nfirst_name = \"SlackBot\"\n"), 8, 14, "first_name cannot be \"slackbot\""),
+        ("last_name slackbot", format!("{OK_SCHEDULE}[rules.profile]\nlast_name = \"slackbot\"\n"), 8, 13, "last_name cannot be \"slackbot\""),
+        ("more than 50 fields", fifty_one, 8, 1, "sets 51 profile fields; Slack allows at most 50"),
+        ("field name too long", id256, 8, 1, "custom field ID is 256 characters; Slack allows at most 255"),
+        ("value too long", value5001, 8, 9, "value is 5001 characters; Slack allows at most 5000"),
+        ("alt too long", alt257, 9, 7, "alt is 257 characters; Slack allows at most 256"),
+        ("tag too long", tag51, 8, 37, "a tag is 51 characters; Slack allows at most 50"),
+        ("unknown profile key", format!("{OK_SCHEDULE}[rules.profile]\nskype = \"x\"\n"), 8, 1, "has no field \"skype\"; allowed keys are title, pronouns"),
+        ("status in profile", format!("{OK_SCHEDULE}[rules.profile]\nstatus_text = \"x\"\n"), 8, 1, "the status is set by the rule itself"),
+        ("image in profile", format!("{OK_SCHEDULE}[rules.profile]\nimage_72 = \"x\"\n"), 8, 1, "profile images cannot be set"),
+        ("custom field unknown key", format!("{OK_SCHEDULE}[rules.profile.fields.Xf01]\nvalue = \"v\"\ntype = \"text\"\n"), 9, 1, "unknown key \"type\"; allowed keys are value, alt"),
+        ("custom field without value", format!("{OK_SCHEDULE}[rules.profile.fields.Xf01]\nalt = \"a\"\n"), 7, 1, "value is missing"),
+        ("custom field as string", format!("{OK_SCHEDULE}[rules.profile.fields]\nXf01 = \"v\"\n"), 8, 8, "must be a table { value"),
+    ];
+    for (case, body, line, col, phrase) in cases {
+        assert_one(case, &format!("{RULE_HEAD}{body}"), line, col, phrase);
+    }
+}
+
+#[test]
+fn rule_name_and_token_are_required_and_checked() {
+    let head = "[tokens.alice]\ntoken_env = \"A\"\n";
+    #[rustfmt::skip]
+    let cases = [
+        ("missing name", "[[rules]]\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"x\"\n", 3, 1, "rule #1: name is missing; add a unique name"),
+        ("empty name", "[[rules]]\nname = \"\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"x\"\n", 4, 8, "rule #1: name is empty"),
+        ("missing token", "[[rules]]\nname = \"r\"\nat = \"09:00\"\nstatus_text = \"x\"\n", 3, 1, "rule \"r\": token is missing; add the name of a [tokens.NAME] table"),
+        ("unknown token", "[[rules]]\nname = \"r\"\ntoken = \"bob\"\nat = \"09:00\"\nstatus_text = \"x\"\n", 5, 9, "token \"bob\" is not defined; add a [tokens.bob] table (defined: \"alice\")"),
+        ("duplicate name", "[[rules]]\nname = \"r\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"x\"\n[[rules]]\nname = \"r\"\ntoken = \"alice\"\ncron = \"0 9 * * *\"\nstatus_text = \"y\"\n", 9, 8, "rule name \"r\" is already used at config.toml:4:8"),
+        ("rules as a table", "[rules]\nname = \"r\"\n", 3, 1, "rules must be a list of tables: write [[rules]]"),
+    ];
+    for (case, body, line, col, phrase) in cases {
+        assert_one(case, &format!("{head}{body}"), line, col, phrase);
+    }
+}
+
+#[test]
+fn every_top_level_validation_reports_its_location() {
+    #[rustfmt::skip]
+    let cases = [
+        ("unknown key", "database = \"q.db\"\ncolour = 1\n", 2, 1, "unknown top-level key \"colour\"; allowed keys are database, timezone"),
+        ("database type", "database = 5\n", 1, 12, "database must be a string"),
+        ("unknown zone", "timezone = \"Europe/Berln\"\n", 1, 12, "timezone: unknown time zone \"Europe/Berln\""),
+        ("api_url scheme", "api_url = \"slack.com/api\"\n", 1, 11, "api_url must start with http:// or https://"),
+        ("catch_up", "catch_up = \"soon\"\n", 1, 12, "catch_up: \"soon\" is not a duration"),
+        ("retention type", "retention = 30\n", 1, 13, "retention must be a duration in quotes"),
+        ("log_level type", "log_level = 3\n", 1, 13, "log_level must be a string"),
+        ("skip_dates", "skip_dates = \"2026-12-24\"\n", 1, 14, "skip_dates must be a list"),
+        ("per_user zero", "[limits]\nper_user = 0\n", 2, 12, "[limits] per_user must be at least 1"),
+        ("per_token type", "[limits]\nper_token = \"30\"\n", 2, 13, "[limits] per_token must be a whole number, not a string"),
+        ("window zero", "[limits]\nwindow = \"0s\"\n", 2, 10, "[limits] window must be longer than 0s"),
+        ("limits unknown", "[limits]\nburst = 3\n", 2, 1, "[limits]: unknown key \"burst\"; allowed keys are per_user, per_token, window"),
+        ("limits type", "limits = 3\n", 1, 10, "limits must be a table"),
+        ("max_attempts zero", "[retry]\nmax_attempts = 0\n", 2, 16, "[retry] max_attempts must be at least 1"),
+        ("backoff order", "[retry]\ninitial_backoff = \"1m\"\nmax_backoff = \"30s\"\n", 2, 19, "initial_backoff (1m) is longer than max_backoff (30s)"),
+        ("backoff over default max", "[retry]\ninitial_backoff = \"10m\"\n", 2, 19, "longer than max_backoff (5m)"),
+        ("retry unknown", "[retry]\njitter = true\n", 2, 1, "[retry]: unknown key \"jitter\""),
+        ("token without source", "[tokens.alice]\n", 1, 1, "token \"alice\": has no source; add one of token_env"),
+        ("token with two sources", "[tokens.alice]\ntoken_env = \"A\"\ntoken_file = \"a\"\n", 3, 1, "has both token_env and token_file; keep exactly one"),
+        ("token unknown key", "[tokens.alice]\ntoken_env = \"A\"\nscope = \"x\"\n", 3, 1, "token \"alice\": unknown key \"scope\"; allowed keys are token_env, token_file, token"),
+        ("token_env not a name", "[tokens.alice]\ntoken_env = \"MY-TOKEN\"\n", 2, 13, "must name an environment variable"),
+        ("token not a table", "[tokens]\nalice = \"A\"\n", 2, 9, "token \"alice\" must be a table with one of token_env"),
+        ("empty token_file", "[tokens.alice]\ntoken_file = \"\"\n", 2, 14, "token_file is empty"),
+        ("syntax error", "a = 1\nname = \"unterminated\n", 2, 21, "invalid TOML:"),
+        ("duplicate key", "[tokens.a]\ntoken_env = \"A\"\n[tokens.a]\ntoken_env = \"B\"\n", 3, 9, "invalid TOML: duplicate key"),
+    ];
+    for (case, text, line, col, phrase) in cases {
+        assert_one(case, text, line, col, phrase);
+    }
+}
+
+#[test]
+fn all_problems_of_a_file_are_reported_together_sorted() {
+    let text = "\
+timezone = \"Nowhere/Land\"
+colour = 1
+[limits]
+per_user = 0
+[tokens.alice]
+[[rules]]
+name = \"a\"
+token = \"bob\"
+days = \"mon-fri\"
+status_text = 5
+[[rules]]
+name = \"a\"
+token = \"alice\"
+cron = \"0 9 * * *\"
+at = \"25:00\"
+clear_status = true
+status_emoji = \"\"
+[rules.profile]
+last_name = \"Slackbot\"
+skype = \"x\"
+";
+    let got: Vec<(usize, usize)> = problems(text).iter().map(|p| (p.line, p.col)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 12),  // unknown zone
+            (2, 1),   // unknown key
+            (4, 12),  // per_user 0
+            (5, 1),   // token without source
+            (8, 9),   // unknown token bob
+            (9, 1),   // days without at
+            (10, 15), // status_text type
+            (12, 8),  // duplicate rule name
+            (14, 1),  // cron and at
+            (15, 6),  // bad time
+            (16, 16), // clear_status with status
+            (19, 13), // slackbot
+            (20, 1),  // skype
+        ]
+    );
+    let rendered = load_str(Path::new(FILE), text).unwrap_err().to_string();
+    assert_eq!(rendered.lines().count(), 13);
+    assert!(rendered.starts_with("config.toml:1:12: timezone: unknown time zone"));
+}
+
+#[test]
+fn the_spec_example_message_has_the_exact_shape() {
+    let text = format!(
+        "[tokens.alice]\ntoken_env = \"A\"\n\n[[rules]]\nname = \"coffee\"\ntoken = \"alice\"\n\
+         at = \"09:00\"\n\n\n\n\n\n\nstatus_text = \"{}\"\n",
+        "x".repeat(131)
+    );
+    let e = load_str(Path::new("config.toml"), &text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config.toml:14:15: rule \"coffee\": status_text is 131 characters; Slack allows at most 100"
+    );
+}
+
+#[test]
+fn limits_at_the_boundary_are_accepted() {
+    // 45 custom fields + Xlong + Tags + the status (3) = 50, Slack's maximum.
+    let fields: String = (0..45)
+        .map(|i| format!("Xf{i:02} = {{ value = \"v\" }}\n"))
+        .collect();
+    let text = format!(
+        "{RULE_HEAD}{OK_SCHEDULE}status_text = \"{}\"\n[rules.profile.fields.Xlong]\nvalue = \"{}\"\nalt = \"{}\"\n\
+         [rules.profile.fields]\nTags = [{{ value = \"{}\" }}]\n{fields}",
+        "☕".repeat(100),
+        "v".repeat(5000),
+        "a".repeat(256),
+        "t".repeat(50),
+    );
+    let c = valid(&text);
+    assert_eq!(c.rules[0].profile.len(), 47);
+}
+
+#[test]
+fn a_rule_converts_into_the_typed_form() {
+    let text = "\
+timezone = \"Europe/Berlin\"
+skip_dates = [\"2026-12-25\"]
+[tokens.alice]
+token_env = \"SLACK_TOKEN_ALICE\"
+[[rules]]
+name = \"coffee\"
+token = \"alice\"
+user = \"U0123ABCD\"
+at = [\"13:00\", \"09:00:30\", \"13:00\"]
+days = [\"Fri\", \"monday\", \"fri\"]
+status_text = \"Coffee\"
+status_emoji = \":coffee:\"
+expire_after = \"2h\"
+skip_dates = [\"2026-12-27..2027-01-01\", 2026-12-24]
+respect_manual = true
+[rules.profile]
+title = \"Barista\"
+pronouns = \"they/them\"
+[rules.profile.fields.Xf0111111]
+value = \"Barista\"
+[rules.profile.fields]
+Xf0333333 = [{ value = \"Mocha\" }, { value = \"Latte\", alt = \"L\" }]
+[[rules]]
+name = \"wfh\"
+token = \"alice\"
+cron = \"0 9 * * fri\"
+timezone = \"America/New_York\"
+clear_status = true
+[[rules]]
+name = \"lunch\"
+token = \"alice\"
+at = 12:00:00
+days = \"fri-mon\"
+status_emoji = \":pizza:\"
+expire_at = \"13:00\"
+";
+    let c = valid(text);
+    let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let r = &c.rules[0];
+    assert_eq!(r.name, "coffee");
+    assert_eq!(r.token, "alice");
+    assert_eq!(r.user.as_deref(), Some("U0123ABCD"));
+    assert_eq!(r.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(r.file, Path::new(FILE));
+    assert!(r.respect_manual);
+    match &r.schedule {
+        Schedule::Calendar { times, days } => {
+            assert_eq!(
+                times,
+                &[
+                    NaiveTime::from_hms_opt(9, 0, 30).unwrap(),
+                    NaiveTime::from_hms_opt(13, 0, 0).unwrap()
+                ]
+            );
+            assert_eq!(days, &[Weekday::Mon, Weekday::Fri]);
+        }
+        other => panic!("expected a calendar schedule, got {other:?}"),
+    }
+    // The rule's own dates first, then the top-level ones.
+    assert_eq!(
+        r.skip_dates,
+        vec![
+            DateRange {
+                first: d("2026-12-27"),
+                last: d("2027-01-01")
+            },
+            DateRange {
+                first: d("2026-12-24"),
+                last: d("2026-12-24")
+            },
+            DateRange {
+                first: d("2026-12-25"),
+                last: d("2026-12-25")
+            },
+        ]
+    );
+    let status = r.status.as_ref().unwrap();
+    assert_eq!(
+        (status.text.as_str(), status.emoji.as_str()),
+        ("Coffee", ":coffee:")
+    );
+    assert_eq!(r.expiry, Expiry::After(Duration::from_secs(7200)));
+    assert_eq!(r.profile["title"], json!("Barista"));
+    assert_eq!(r.profile["pronouns"], json!("they/them"));
+    assert_eq!(
+        r.profile["fields.Xf0111111"],
+        json!({"value": "Barista", "alt": ""})
+    );
+    assert_eq!(
+        r.profile["fields.Xf0333333"],
+        json!([{"value": "Mocha", "alt": ""}, {"value": "Latte", "alt": "L"}])
+    );
+    assert_eq!(r.profile.len(), 4);
+
+    let wfh = &c.rules[1];
+    assert!(matches!(wfh.schedule, Schedule::Cron(_)));
+    assert_eq!(wfh.timezone, chrono_tz::America::New_York);
+    let cleared = wfh.status.as_ref().unwrap();
+    assert_eq!((cleared.text.as_str(), cleared.emoji.as_str()), ("", ""));
+    assert_eq!(wfh.expiry, Expiry::Never);
+    assert_eq!(
+        wfh.skip_dates.len(),
+        1,
+        "top-level skip_dates apply to every rule"
+    );
+
+    let lunch = &c.rules[2];
+    match &lunch.schedule {
+        Schedule::Calendar { times, days } => {
+            assert_eq!(times, &[NaiveTime::from_hms_opt(12, 0, 0).unwrap()]);
+            assert_eq!(
+                days,
+                &[Weekday::Mon, Weekday::Fri, Weekday::Sat, Weekday::Sun]
+            );
+        }
+        other => panic!("expected a calendar schedule, got {other:?}"),
+    }
+    let s = lunch.status.as_ref().unwrap();
+    assert_eq!((s.text.as_str(), s.emoji.as_str()), ("", ":pizza:"));
+    assert_eq!(
+        lunch.expiry,
+        Expiry::At(NaiveTime::from_hms_opt(13, 0, 0).unwrap())
+    );
+}
+
+#[test]
+fn day_specs_and_default_days() {
+    let days_of = |spec: &str| {
+        let c = valid(&format!(
+            "{RULE_HEAD}at = \"09:00\"\nstatus_text = \"x\"\n{spec}"
+        ));
+        match &c.rules[0].schedule {
+            Schedule::Calendar { days, .. } => days.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    use Weekday::*;
+    assert_eq!(days_of(""), vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun]);
+    assert_eq!(
+        days_of("days = \"daily\""),
+        vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun]
+    );
+    assert_eq!(
+        days_of("days = \"weekdays\""),
+        vec![Mon, Tue, Wed, Thu, Fri]
+    );
+    assert_eq!(days_of("days = \"weekends\""), vec![Sat, Sun]);
+    assert_eq!(days_of("days = \"Mon-Fri\""), vec![Mon, Tue, Wed, Thu, Fri]);
+    assert_eq!(days_of("days = \"sat-tue\""), vec![Mon, Tue, Sat, Sun]);
+    assert_eq!(days_of("days = [\"WED\", \"Thursday\"]"), vec![Wed, Thu]);
+}
+
+#[test]
+fn defaults() {
+    let c = valid("");
+    assert_eq!(c.api_url, "https://slack.com/api");
+    assert_eq!(c.catch_up, Duration::from_secs(6 * 3600));
+    assert_eq!(c.retention, Duration::from_secs(30 * 86400));
+    assert_eq!(c.log_level, "info");
+    assert_eq!((c.limits.per_user, c.limits.per_token), (10, 30));
+    assert_eq!(c.limits.window, Duration::from_secs(60));
+    assert_eq!(c.retry.max_attempts, 8);
+    assert_eq!(c.retry.initial_backoff, Duration::from_secs(1));
+    assert_eq!(c.retry.max_backoff, Duration::from_secs(300));
+    assert!(c.tokens.is_empty() && c.rules.is_empty() && c.warnings.is_empty());
+    assert_eq!(c.files, vec![PathBuf::from(FILE)]);
+    assert_eq!(c.path, Path::new(FILE));
+    // The default zone is the system's, or UTC when it cannot be determined.
+    let system = iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+        .unwrap_or(chrono_tz::Tz::UTC);
+    assert_eq!(c.timezone, system);
+    // The default database is a queue.db somewhere absolute (where depends on the
+    // environment; the rules are unit-tested in config::paths).
+    assert!(c.database.is_absolute() && c.database.ends_with("queue.db"));
+}
+
+#[test]
+fn top_level_settings_override_the_defaults() {
+    let c = valid(
+        "database = \"state/q.db\"\ntimezone = \"Asia/Tokyo\"\napi_url = \"http://127.0.0.1:9/api/\"\n\
+         catch_up = \"0s\"\nretention = \"7d\"\nlog_level = \"slack_statusd=debug\"\n\
+         [limits]\nper_user = 0x2\nper_token = 1_005\nwindow = \"10s\"\n\
+         [retry]\nmax_attempts = 3\ninitial_backoff = \"2s\"\nmax_backoff = \"2s\"\n",
+    );
+    assert_eq!(c.timezone, chrono_tz::Asia::Tokyo);
+    assert_eq!(c.api_url, "http://127.0.0.1:9/api");
+    assert_eq!(c.catch_up, Duration::ZERO);
+    assert_eq!(c.retention, Duration::from_secs(7 * 86400));
+    assert_eq!(c.log_level, "slack_statusd=debug");
+    assert_eq!((c.limits.per_user, c.limits.per_token), (2, 1005));
+    assert_eq!(c.limits.window, Duration::from_secs(10));
+    assert_eq!(c.retry.max_attempts, 3);
+    assert_eq!(c.retry.initial_backoff, c.retry.max_backoff);
+}
+
+#[test]
+fn a_relative_database_is_relative_to_the_config_folder() {
+    let c = load_str(
+        Path::new("/srv/statusd/config.toml"),
+        "database = \"q.db\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.database, Path::new("/srv/statusd/q.db"));
+    let c = load_str(Path::new("/srv/config.toml"), "database = \"/data/q.db\"\n").unwrap();
+    assert_eq!(c.database, Path::new("/data/q.db"));
+    // A relative config path is made absolute against the working directory.
+    let c = load_str(Path::new("cfg/config.toml"), "database = \"q.db\"\n").unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(c.database, cwd.join("cfg").join("q.db"));
+}
+
+#[test]
+fn tokens_resolve_from_env_file_and_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alice.token");
+    fs::write(&file, "  xoxp-from-file  \nsecond line\n").unwrap();
+    let empty = dir.path().join("empty.token");
+    fs::write(&empty, "\n").unwrap();
+    let text = format!(
+        "[tokens.env]\ntoken_env = \"CARGO_MANIFEST_DIR\"\n\
+         [tokens.unset]\ntoken_env = \"SLACK_STATUSD_TEST_SURELY_UNSET_VARIABLE\"\n\
+         [tokens.file]\ntoken_file = \"{}\"\n\
+         [tokens.empty]\ntoken_file = \"{}\"\n\
+         [tokens.missing]\ntoken_file = \"{}\"\n\
+         [tokens.inline]\ntoken = \"xoxp-inline\"\n",
+        file.display(),
+        empty.display(),
+        dir.path().join("nope").display(),
+    );
+    let c = valid(&text);
+    assert_eq!(c.tokens["file"], TokenSource::File(file.clone()));
+    assert_eq!(format!("{:?}", c.tokens["inline"]), "Inline(<redacted>)");
+
+    let (ok, errs) = c.resolve_tokens();
+    assert_eq!(ok["file"].expose(), "xoxp-from-file");
+    assert_eq!(ok["inline"].expose(), "xoxp-inline");
+    // Cargo sets CARGO_MANIFEST_DIR for the tests it runs; without cargo it is unset.
+    match std::env::var("CARGO_MANIFEST_DIR") {
+        Ok(v) => assert_eq!(ok["env"].expose(), v.trim()),
+        Err(_) => assert!(!ok.contains_key("env")),
+    }
+    assert!(errs.contains(&TokenError::EnvMissing {
+        name: "unset".into(),
+        var: "SLACK_STATUSD_TEST_SURELY_UNSET_VARIABLE".into()
+    }));
+    let file_errs: Vec<_> = errs
+        .iter()
+        .filter_map(|e| match e {
+            TokenError::File { name, reason, .. } => Some((name.as_str(), reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert!(file_errs.contains(&("empty", "the file is empty")));
+    assert!(file_errs.iter().any(|(n, _)| *n == "missing"));
+    // Token errors never carry a value either.
+    for e in &errs {
+        assert!(!e.to_string().contains("xoxp"), "{e}");
+    }
+}
+
+#[test]
+fn a_relative_token_file_is_resolved_against_the_file_that_names_it() {
+    // Under systemd's LoadCredential= the base is $CREDENTIALS_DIRECTORY instead (unit
+    // tested in config::paths); this test only makes sense outside such a service.
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() {
+        return;
+    }
+    let c = load_str(
+        Path::new("/etc/slack-statusd/config.toml"),
+        "[tokens.alice]\ntoken_file = \"alice.token\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.tokens["alice"],
+        TokenSource::File(PathBuf::from("/etc/slack-statusd/alice.token"))
+    );
+}
+
+/// A token no message may ever contain.
+const SECRET: &str = "xoxp-1111-RECOGNISABLE-SECRET";
+
+#[test]
+fn no_message_ever_quotes_a_token() {
+    #[rustfmt::skip]
+    let configs = [
+        // The inline token beside every kind of mistake in its table.
+        format!("[tokens.a]\ntoken = \"{SECRET}\"\ntoken_env = \"A\"\n"),
+        format!("[tokens.a]\ntoken = \"{SECRET}\"\nscope = 1\n"),
+        format!("[tokens.a]\ntoken = \"{SECRET}\"\n{SECRET} = 1\n"),
+        format!("[tokens.a]\ntoken = [\"{SECRET}\"]\n"),
+        format!("[tokens.a]\ntoken = {{ v = \"{SECRET}\" }}\n"),
+        "[tokens.a]\ntoken = 1111222233334444\n".to_string(),
+        format!("[tokens]\na = \"{SECRET}\"\n"),
+        // The token pasted where a name, variable or path belongs.
+        format!("[tokens.a]\ntoken_env = \"{SECRET}\"\n"),
+        format!("[tokens.a]\ntoken_file = \"{SECRET}\"\n"),
+        format!("[tokens.\"{SECRET}\"]\n"),
+        format!("[[rules]]\nname = \"r\"\ntoken = \"{SECRET}\"\nat = \"09:00\"\nstatus_text = \"x\"\n"),
+        format!("{SECRET} = 1\n"),
+        // Syntax errors on the token's line.
+        format!("[tokens.a]\ntoken = \"{SECRET}\n"),
+        format!("[tokens.a]\ntoken = \"{SECRET}\" junk\n"),
+        format!("[tokens.a]\ntoken = {SECRET}\n"),
+        // A valid token in a file with other problems.
+        format!("[tokens.a]\ntoken = \"{SECRET}\"\n[[rules]]\nname = \"r\"\ntoken = \"a\"\n"),
+    ];
+    for text in &configs {
+        let e = load_str(Path::new(FILE), text).expect_err(text);
+        let shown = format!("{e}\n{e:?}");
+        assert!(
+            !shown.contains(SECRET),
+            "token quoted for:\n{text}\n{shown}"
+        );
+        assert!(
+            !shown.contains("1111"),
+            "token digits quoted for:\n{text}\n{shown}"
+        );
+    }
+    let c = valid(&format!("[tokens.a]\ntoken = \"{SECRET}\"\n"));
+    assert!(!format!("{c:?}").contains(SECRET));
+}
+
+/// A main config file and drop-ins in a fresh folder.
+fn write_config(main: &str, drop_ins: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    fs::write(&path, main).unwrap();
+    if !drop_ins.is_empty() {
+        fs::create_dir(dir.path().join("config.d")).unwrap();
+    }
+    for (name, text) in drop_ins {
+        fs::write(dir.path().join("config.d").join(name), text).unwrap();
+    }
+    (dir, path)
+}
+
+const MAIN: &str = "[tokens.alice]\ntoken_env = \"A\"\n[[rules]]\nname = \"coffee\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"Coffee\"\n";
+
+#[test]
+fn drop_ins_add_tokens_and_rules_in_name_order() {
+    let (dir, path) = write_config(
+        MAIN,
+        &[
+            ("20-bob.toml", "[tokens.bob]\ntoken_env = \"B\"\n[[rules]]\nname = \"bob-lunch\"\ntoken = \"bob\"\nat = \"12:00\"\nstatus_emoji = \":pizza:\"\n"),
+            // Uses a token from the main file; read before 20-bob.
+            ("10-alice.toml", "[[rules]]\nname = \"alice-wfh\"\ntoken = \"alice\"\ncron = \"0 9 * * fri\"\nstatus_text = \"WFH\"\n"),
+            ("notes.txt", "not toml"),
+            (".hidden.toml", "this would not parse"),
+        ],
+    );
+    let c = load(&path).unwrap();
+    let names: Vec<&str> = c.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["coffee", "alice-wfh", "bob-lunch"]);
+    let d = dir.path().join("config.d");
+    assert_eq!(
+        c.files,
+        vec![path.clone(), d.join("10-alice.toml"), d.join("20-bob.toml")]
+    );
+    assert_eq!(c.rules[2].file, d.join("20-bob.toml"));
+    assert_eq!(c.tokens.keys().collect::<Vec<_>>(), ["alice", "bob"]);
+}
+
+#[test]
+fn drop_in_problems_name_their_own_file() {
+    let (dir, path) = write_config(
+        &format!("colour = 1\n{MAIN}"),
+        &[
+            ("a.toml", "[tokens.alice]\ntoken_env = \"A2\"\n[[rules]]\nname = \"coffee\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"x\"\n"),
+            ("b.toml", "database = \"other.db\"\n[[rules]]\nname = \"b\"\ntoken = \"carol\"\nat = \"9\"\nstatus_text = \"x\"\n"),
+        ],
+    );
+    let e = load(&path).unwrap_err();
+    let main = path.display().to_string();
+    let a = dir.path().join("config.d/a.toml").display().to_string();
+    let b = dir.path().join("config.d/b.toml").display().to_string();
+    let got: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+    let want = [
+        (main.as_str(), 1, 1, "unknown top-level key \"colour\""),
+        (a.as_str(), 1, 9, &*format!("token \"alice\" is already defined at {main}:2:9")),
+        (a.as_str(), 4, 8, &*format!("rule name \"coffee\" is already used at {main}:5:8")),
+        (b.as_str(), 1, 1, &*format!("unknown key \"database\" in a drop-in; drop-ins may only hold [tokens.NAME] tables and [[rules]], so move it to {main}")),
+        (b.as_str(), 4, 9, "token \"carol\" is not defined"),
+        (b.as_str(), 5, 6, "\"9\" is not a time of day"),
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, (file, line, col, phrase)) in got.iter().zip(want) {
+        let prefix = format!("{file}:{line}:{col}: ");
+        assert!(
+            g.starts_with(&prefix) && g.contains(phrase),
+            "want {prefix}…{phrase}, got {g}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_unreadable_main_file_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.problems.len(), 1);
+    let p = &e.problems[0];
+    assert_eq!((p.file.as_path(), p.line, p.col), (path.as_path(), 1, 1));
+    assert!(p.message.contains("cannot read the config file"), "{p}");
+    assert!(p.message.contains("pass --config PATH"), "{p}");
+}
+
+#[test]
+fn invalid_utf8_is_located() {
+    let (_dir, path) = write_config("", &[]);
+    fs::write(&path, b"a = 1\nb = \"\xff\"\n").unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.problems.len(), 1);
+    assert_eq!((e.problems[0].line, e.problems[0].col), (2, 6));
+    assert!(e.problems[0].message.contains("not valid UTF-8"));
+}
+
+#[test]
+fn an_inline_token_in_a_readable_file_is_warned_about() {
+    let text = format!("[tokens.a]\ntoken = \"{SECRET}\"\n");
+    let (dir, path) = write_config(&text, &[("b.toml", "[tokens.b]\ntoken_env = \"B\"\n")]);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let c = load(&path).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    let w = &c.warnings[0];
+    assert!(
+        w.contains(&path.display().to_string()) && w.contains("chmod 600"),
+        "{w}"
+    );
+    assert!(
+        w.contains("token_env or token_file") && !w.contains(SECRET),
+        "{w}"
+    );
+
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(load(&path).unwrap().warnings.is_empty());
+    // load_str reads no file, so it has nothing to warn about.
+    assert!(load_str(&path, &text).unwrap().warnings.is_empty());
+    drop(dir);
+}
+
+/// The shipped files, by their path in the repository.
+fn shipped(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+#[test]
+fn the_demo_config_is_valid_and_every_rule_fires_within_a_minute() {
+    let path = shipped("example.toml");
+    let c = load(&path).unwrap();
+    assert_eq!(c.database, path.parent().unwrap().join("demo.db"));
+    assert_eq!(
+        c.tokens["demo"],
+        TokenSource::Env("SLACK_TOKEN_DEMO".into())
+    );
+    assert!(c.rules.len() >= 2);
+    assert!(c.rules.iter().any(|r| matches!(r.expiry, Expiry::After(_))));
+    assert!(c.rules.iter().any(|r| r.profile.contains_key("title")));
+    assert!(c.rules.iter().any(|r| r
+        .status
+        .as_ref()
+        .is_some_and(|s| s.text.is_empty() && s.emoji.is_empty())));
+    // Whatever the start time, each rule fires within 60 s.
+    let starts = [
+        "2026-03-29T00:59:59Z",
+        "2026-11-23T09:00:00Z",
+        "2026-12-31T23:59:31Z",
+    ];
+    for r in &c.rules {
+        let Schedule::Cron(cron) = &r.schedule else {
+            panic!(
+                "{}: the demo uses cron so that it fires at any time",
+                r.name
+            );
+        };
+        for s in starts {
+            let start = chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc);
+            let next = cron.find_next_occurrence(&start, false).unwrap();
+            assert!(
+                next - start <= chrono::TimeDelta::seconds(60),
+                "{} after {s}",
+                r.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_install_template_is_valid_empty_and_documents_every_key() {
+    let path = shipped("config.toml");
+    let c = load(&path).unwrap();
+    assert!(c.rules.is_empty() && c.tokens.is_empty());
+    let text = fs::read_to_string(&path).unwrap();
+    for key in [
+        "database",
+        "timezone",
+        "api_url",
+        "catch_up",
+        "retention",
+        "log_level",
+        "skip_dates",
+        "[limits]",
+        "per_user",
+        "per_token",
+        "window",
+        "[retry]",
+        "max_attempts",
+        "initial_backoff",
+        "max_backoff",
+        "[tokens.",
+        "token_env",
+        "token_file",
+        "token =",
+        "[[rules]]",
+        "name",
+        "user",
+        "at =",
+        "days",
+        "cron",
+        "status_text",
+        "status_emoji",
+        "expire_after",
+        "expire_at",
+        "clear_status",
+        "respect_manual",
+        "[rules.profile]",
+        "title",
+        "pronouns",
+        "phone",
+        "real_name",
+        "display_name",
+        "email",
+        "first_name",
+        "last_name",
+        "[rules.profile.fields",
+        "value",
+        "alt",
+        "config.d",
+    ] {
+        assert!(
+            text.contains(key),
+            "config/config.toml does not document {key}"
+        );
+    }
+}
+
+#[test]
+fn no_input_makes_it_panic() {
+    // Every prefix of a config that uses every feature, cut at each character: unterminated
+    // strings and tables, half keys, empty values. Each must give a config or problems.
+    let text = fs::read_to_string(shipped("example.toml")).unwrap()
+        + "skip_dates = [2026-12-24, \"2026-12-27..2027-01-01\"]\n\
+           [[rules]]\nname = \"ü☕\"\ntoken = \"demo\"\nat = [\"09:00\", 10:00:00]\n\
+           days = [\"mon\", \"fri\"]\nstatus_text = \"é\"\nexpire_at = \"17:30\"\n\
+           [rules.profile.fields]\nXf1 = [{ value = \"a\" }]\nXf2 = { value = \"b\", alt = \"c\" }\n";
+    let mut ends: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    ends.push(text.len());
+    for end in ends {
+        let _ = load_str(Path::new(FILE), &text[..end]);
+    }
+    for weird in [
+        "\u{feff}a = 1",
+        "\0",
+        "[[rules]]\n[[rules]]\n",
+        "rules = [1, \"x\", []]",
+        "[tokens.\"\"]\ntoken = \"\"\n",
+        "at = 9999999999999999999999\n[limits]\nper_user = -9223372036854775808\n",
+    ] {
+        let _ = load_str(Path::new(FILE), weird);
+    }
+}
+
+#[test]
+fn problems_are_sorted_by_file_in_reading_order() {
+    let (dir, path) = write_config(
+        "colour = 1\n",
+        &[
+            ("10-x.toml", "database = \"q.db\"\n"),
+            ("20-y.toml", "[tokens]\n"),
+        ],
+    );
+    // A drop-in that cannot be read as text sorts in its place among the others.
+    fs::write(dir.path().join("config.d/05-bad.toml"), b"\xff").unwrap();
+    let files: Vec<PathBuf> = load(&path)
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|p| p.file)
+        .collect();
+    let d = dir.path().join("config.d");
+    assert_eq!(
+        files,
+        vec![path.clone(), d.join("05-bad.toml"), d.join("10-x.toml")]
+    );
+}
