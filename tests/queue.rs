@@ -72,16 +72,19 @@ async fn due_rows_of_one_target_merge_into_one_request_in_firing_order() {
         .await
         .unwrap();
 
-    let Claim::Send { rows, plan } = q.claim(&alice, t(3)).await.unwrap() else {
+    let Claim::Send(batch) = q.claim(&alice, t(3)).await.unwrap() else {
         panic!("expected a send")
     };
-    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a, b, c]);
-    assert_eq!(plan.patch.status.as_ref().unwrap().text, "second");
-    assert_eq!(plan.patch.fields["title"], json!("Barista"));
+    assert_eq!(
+        batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a, b, c]
+    );
+    assert_eq!(batch.plan.patch.status.as_ref().unwrap().text, "second");
+    assert_eq!(batch.plan.patch.fields["title"], json!("Barista"));
     for id in [a, b, c] {
         assert_eq!(state(&q, id).await, State::InFlight);
     }
-    q.finish(&rows, &plan, &Finish::Sent, t(4)).await.unwrap();
+    q.finish(&batch, &Finish::Sent, t(4), t(4)).await.unwrap();
     assert_eq!(state(&q, a).await, State::Superseded);
     assert_eq!(state(&q, b).await, State::Sent);
     assert_eq!(state(&q, c).await, State::Sent);
@@ -145,10 +148,7 @@ async fn rows_in_flight_at_a_crash_are_pending_again_after_restart() {
             .enqueue(&status_update(&tgt, t(0), "x"), t(0))
             .await
             .unwrap();
-        assert!(matches!(
-            q.claim(&tgt, t(1)).await.unwrap(),
-            Claim::Send { .. }
-        ));
+        assert!(matches!(q.claim(&tgt, t(1)).await.unwrap(), Claim::Send(_)));
         // No finish: the process "dies" here.
         q.close().await;
     }
@@ -169,22 +169,16 @@ async fn transient_failures_back_off_then_fail_after_max_attempts() {
         .unwrap();
     for attempt in 1..=3u32 {
         let now = t(100 * attempt as i64);
-        let Claim::Send { rows, plan } = q.claim(&tgt, now).await.unwrap() else {
+        let Claim::Send(batch) = q.claim(&tgt, now).await.unwrap() else {
             panic!("attempt {attempt}")
         };
         let retry_at = now + TimeDelta::seconds(10);
-        q.finish(
-            &rows,
-            &plan,
-            &Finish::Retry {
-                error: "HTTP 503".into(),
-                retry_at,
-                max_attempts: 3,
-            },
-            now,
-        )
-        .await
-        .unwrap();
+        let retry = Finish::Retry {
+            error: "HTTP 503".into(),
+            retry_at,
+            max_attempts: 3,
+        };
+        q.finish(&batch, &retry, now, now).await.unwrap();
         let row = q.get(id).await.unwrap().unwrap();
         assert_eq!(row.attempts, attempt);
         assert_eq!(row.last_error.as_deref(), Some("HTTP 503"));
@@ -221,19 +215,13 @@ async fn a_dead_token_holds_its_other_rows_only() {
         .enqueue(&status_update(&b, t(0), "z"), t(0))
         .await
         .unwrap();
-    let Claim::Send { rows, plan } = q.claim(&a1, t(1)).await.unwrap() else {
+    let Claim::Send(batch) = q.claim(&a1, t(1)).await.unwrap() else {
         panic!()
     };
-    q.finish(
-        &rows,
-        &plan,
-        &Finish::FailAndHoldToken {
-            error: "invalid_auth".into(),
-        },
-        t(1),
-    )
-    .await
-    .unwrap();
+    let dead = Finish::FailAndHoldToken {
+        error: "invalid_auth".into(),
+    };
+    q.finish(&batch, &dead, t(1), t(1)).await.unwrap();
     assert_eq!(state(&q, first).await, State::Failed);
     assert_eq!(
         q.get(first).await.unwrap().unwrap().last_error.as_deref(),
@@ -277,10 +265,10 @@ async fn request_starts_are_logged_for_rebuilding_windows() {
         q.enqueue(&status_update(tgt, t(i as i64), "x"), t(i as i64))
             .await
             .unwrap();
-        let Claim::Send { rows, plan } = q.claim(tgt, t(i as i64)).await.unwrap() else {
+        let Claim::Send(batch) = q.claim(tgt, t(i as i64)).await.unwrap() else {
             panic!()
         };
-        q.finish(&rows, &plan, &Finish::Sent, t(i as i64))
+        q.finish(&batch, &Finish::Sent, t(i as i64), t(i as i64))
             .await
             .unwrap();
     }
@@ -297,10 +285,10 @@ async fn purge_deletes_only_old_finished_rows() {
         .enqueue(&status_update(&tgt, t(0), "x"), t(0))
         .await
         .unwrap();
-    let Claim::Send { rows, plan } = q.claim(&tgt, t(0)).await.unwrap() else {
+    let Claim::Send(batch) = q.claim(&tgt, t(0)).await.unwrap() else {
         panic!()
     };
-    q.finish(&rows, &plan, &Finish::Sent, t(0)).await.unwrap();
+    q.finish(&batch, &Finish::Sent, t(0), t(0)).await.unwrap();
     let pending = q
         .enqueue(&status_update(&tgt, t(1), "y"), t(1))
         .await
@@ -308,4 +296,19 @@ async fn purge_deletes_only_old_finished_rows() {
     assert_eq!(q.purge(t(10), t(10)).await.unwrap(), 1);
     assert!(q.get(old).await.unwrap().is_none());
     assert!(q.get(pending).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn finish_moves_the_logged_start_to_the_real_start() {
+    let (_d, q) = open().await;
+    let tgt = target("a", None);
+    q.enqueue(&status_update(&tgt, t(0), "x"), t(0))
+        .await
+        .unwrap();
+    let Claim::Send(batch) = q.claim(&tgt, t(0)).await.unwrap() else {
+        panic!()
+    };
+    // The claim's commit took a while: the request really started at t(1).
+    q.finish(&batch, &Finish::Sent, t(1), t(2)).await.unwrap();
+    assert_eq!(q.sends_since("a", t(0)).await.unwrap(), vec![(None, t(1))]);
 }

@@ -155,14 +155,18 @@ impl Worker {
                     log_unsent(&ready.target, &plan.superseded, &plan.expired);
                     return Ok(Step::Worked);
                 }
-                Claim::Send { rows, plan } => {
-                    self.limiter.record(user, now);
-                    let outcome = self.send(&ready.target, &plan.patch, shutdown).await;
-                    let finish = self.decide(&ready.target, &rows, outcome);
+                Claim::Send(batch) => {
+                    // The claim's commit (an fsync) took time: the request starts now, and
+                    // the window must count from the real start, not from before the claim.
+                    let started = self.clock.now();
+                    self.limiter.record(user, started);
+                    let outcome = self.send(&ready.target, &batch.plan.patch, shutdown).await;
+                    let finish = self.decide(&ready.target, &batch.rows, outcome);
                     self.queue
-                        .finish(&rows, &plan, &finish, self.clock.now())
+                        .finish(&batch, &finish, started, self.clock.now())
                         .await?;
                     if finish == Finish::Sent {
+                        let plan = &batch.plan;
                         tracing::info!(target = %ready.target, ids = ?plan.contributors, "sent");
                         log_unsent(&ready.target, &plan.superseded, &plan.expired);
                     }

@@ -205,13 +205,20 @@ pub enum Claim {
     NotReady,
     /// The rows left nothing to send; they were finished as the plan says.
     NothingToSend(MergePlan),
-    /// The rows are now `in_flight`; send `plan.patch`, then call [`Queue::finish`].
-    Send {
-        /// Every claimed row, in firing order.
-        rows: Vec<Update>,
-        /// The merged request and each row's fate if it succeeds.
-        plan: MergePlan,
-    },
+    /// The rows are now `in_flight`; send `batch.plan.patch`, then call [`Queue::finish`].
+    Send(Batch),
+}
+
+/// Rows claimed for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Every claimed row, in firing order.
+    pub rows: Vec<Update>,
+    /// The merged request and each row's fate if it succeeds.
+    pub plan: MergePlan,
+    /// The request-start record written by the claim; [`Queue::finish`] corrects its time to
+    /// the real start, which comes after the claim's commit.
+    pub send_id: i64,
 }
 
 /// How a request ended, as the queue records it.
@@ -521,27 +528,40 @@ impl Queue {
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO sends (token, user, started_at) VALUES (?, ?, ?)")
-            .bind(&target.token)
-            .bind(target.user_col())
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
+        let send_id = sqlx::query_scalar(
+            "INSERT INTO sends (token, user, started_at) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(&target.token)
+        .bind(target.user_col())
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(Claim::Send { rows, plan })
+        Ok(Claim::Send(Batch {
+            rows,
+            plan,
+            send_id,
+        }))
     }
 
-    /// Record how the request for `rows` (from [`Claim::Send`]) ended.
+    /// Record how the request for `batch` (from [`Claim::Send`]) ended; it started at
+    /// `started_at`.
     pub async fn finish(
         &self,
-        rows: &[Update],
-        plan: &MergePlan,
+        batch: &Batch,
         outcome: &Finish,
+        started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
+        let (rows, plan) = (&batch.rows, &batch.plan);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let ids = ids_json(rows.iter().map(|r| r.id));
         let t = ms(now);
+        sqlx::query("UPDATE sends SET started_at = max(started_at, ?) WHERE id = ?")
+            .bind(ms(started_at))
+            .bind(batch.send_id)
+            .execute(&mut *tx)
+            .await?;
         match outcome {
             Finish::Sent => finish_plan(&mut tx, plan, now).await?,
             Finish::Requeue => {
