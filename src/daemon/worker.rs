@@ -89,8 +89,9 @@ pub struct Worker {
     paused_until: Option<DateTime<Utc>>,
     /// 429s in a row without a usable `Retry-After`, for their backoff.
     blind_429s: u32,
-    /// The token failed authentication: its rows are held until a reload changes it.
-    dead: bool,
+    /// The token failed authentication with this code: its rows are held until a reload
+    /// changes it.
+    dead: Option<String>,
 }
 
 impl Worker {
@@ -118,19 +119,21 @@ impl Worker {
             retry,
             paused_until: None,
             blind_429s: 0,
-            dead: false,
+            dead: None,
         })
     }
 
     /// Whether the token failed authentication (its rows are held).
     pub fn is_dead(&self) -> bool {
-        self.dead
+        self.dead.is_some()
     }
 
     /// Do one unit of work: send one request for the first target that may go now.
     pub async fn step(&mut self, shutdown: &CancellationToken) -> Result<Step, QueueError> {
         let now = self.clock.now();
-        if self.dead {
+        if let Some(error) = &self.dead {
+            // Rows that arrived since the token died join the held ones.
+            self.queue.hold_token(&self.token, error, now).await?;
             return Ok(Step::Idle { wake_at: None });
         }
         if let Some(until) = self.paused_until {
@@ -233,7 +236,7 @@ impl Worker {
                 }
             }
             Outcome::TokenDead(error) => {
-                self.dead = true;
+                self.dead = Some(error.clone());
                 tracing::error!(token = %self.token, target = %target, ids = ?ids, error = %error,
                     "failed: the token was refused; its other rows are held until the config changes it");
                 Finish::FailAndHoldToken { error }

@@ -607,15 +607,7 @@ impl Queue {
                 .await?;
                 if matches!(outcome, Finish::FailAndHoldToken { .. }) {
                     if let Some(first) = rows.first() {
-                        sqlx::query(
-                            "UPDATE updates SET state = 'held', last_error = ?3, updated_at = ?1
-                             WHERE token = ?2 AND state = 'pending'",
-                        )
-                        .bind(t)
-                        .bind(&first.target.token)
-                        .bind(format!("token failed: {error}"))
-                        .execute(&mut *tx)
-                        .await?;
+                        hold_token(&mut tx, &first.target.token, error, now).await?;
                     }
                 }
             }
@@ -690,6 +682,24 @@ impl Queue {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+async fn hold_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    token: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, QueueError> {
+    let done = sqlx::query(
+        "UPDATE updates SET state = 'held', last_error = ?3, updated_at = ?1
+         WHERE token = ?2 AND state = 'pending'",
+    )
+    .bind(ms(now))
+    .bind(token)
+    .bind(format!("token failed: {error}"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 fn ids_json(ids: impl Iterator<Item = i64>) -> String {
@@ -798,5 +808,33 @@ impl Queue {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+impl Queue {
+    /// How many rows are in `state`.
+    pub async fn count(&self, state: State) -> Result<i64, QueueError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM updates WHERE state = ?")
+                .bind(state.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+impl Queue {
+    /// Hold every pending row of `token` (it failed with `error`): rows that arrive after the
+    /// token died wait with the others instead of burning requests.
+    pub async fn hold_token(
+        &self,
+        token: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = hold_token(&mut tx, token, error, now).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 }

@@ -1,0 +1,167 @@
+//! The command line of the real binary: `check`, `preview`, and the exit codes of SPEC §2.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(common::bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn example() -> String {
+    format!("{}/config/example.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+const COFFEE: &str = r#"timezone = "Europe/Berlin"
+
+[tokens.alice]
+token_env = "SLACK_TOKEN_ALICE"
+
+[[rules]]
+name = "morning-coffee"
+token = "alice"
+user = "U0123ABCD"
+at = "09:00"
+days = "mon-fri"
+status_text = "Coffee"
+status_emoji = ":coffee:"
+expire_after = "2h"
+"#;
+
+fn write_config(dir: &Path, text: &str) -> String {
+    let p = dir.join("config.toml");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_accepts_the_example_and_the_template() {
+    for file in [
+        example(),
+        format!("{}/config/config.toml", env!("CARGO_MANIFEST_DIR")),
+    ] {
+        let o = run(&["--config", &file, "check"]);
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", stderr(&o));
+        assert!(stdout(&o).contains("valid"), "{}", stdout(&o));
+    }
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_and_column_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = COFFEE
+        .replace(
+            "status_text = \"Coffee\"",
+            &format!("status_text = \"{}\"", "x".repeat(131)),
+        )
+        .replace("days = \"mon-fri\"", "days = \"mon-fry\"");
+    let cfg = write_config(dir.path(), &text);
+    let o = run(&["--config", &cfg, "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("config.toml:11:8:"),
+        "days problem located: {err}"
+    );
+    assert!(err.contains("config.toml:12:15: rule \"morning-coffee\": status_text is 131 characters; Slack allows at most 100"), "{err}");
+}
+
+#[test]
+fn preview_prints_the_next_firings_in_the_rules_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), COFFEE);
+    // Friday 2026-11-20, 10:00 Berlin: next are Monday and Tuesday 09:00.
+    let o = run(&[
+        "--config",
+        &cfg,
+        "preview",
+        "--count",
+        "2",
+        "--from",
+        "2026-11-20T10:00:00+01:00",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "2026-11-23T09:00:00+01:00  morning-coffee  alice/U0123ABCD  :coffee: Coffee  expires 2026-11-23T11:00:00+01:00\n\
+         2026-11-24T09:00:00+01:00  morning-coffee  alice/U0123ABCD  :coffee: Coffee  expires 2026-11-24T11:00:00+01:00\n"
+    );
+    let o = run(&[
+        "--config",
+        &cfg,
+        "preview",
+        "--count",
+        "1",
+        "--json",
+        "--from",
+        "2026-11-20T10:00:00+01:00",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["at"], "2026-11-23T09:00:00+01:00");
+    assert_eq!(line["rule"], "morning-coffee");
+    assert_eq!(line["token"], "alice");
+    assert_eq!(line["user"], "U0123ABCD");
+    assert_eq!(line["expires"], "2026-11-23T11:00:00+01:00");
+    let o = run(&["--config", &cfg, "preview", "--from", "yesterday"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("RFC 3339"));
+}
+
+#[test]
+fn set_and_queue_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &format!("database = \"q.db\"\n{COFFEE}"));
+    for args in [
+        vec!["queue"],
+        vec!["queue", "failed", "--json"],
+        vec!["set", "--token", "alice", "--text", "hi"],
+    ] {
+        let mut full = vec!["--config", cfg.as_str()];
+        full.extend(args.iter());
+        let o = run(&full);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("q.db"),
+            "names the path: {}",
+            stderr(&o)
+        );
+        assert!(!dir.path().join("q.db").exists());
+    }
+}
+
+#[test]
+fn a_missing_config_is_an_input_error() {
+    let o = run(&["--config", "/nonexistent/slack-statusd.toml", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent/slack-statusd.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_without_its_token_exits_1_and_says_which_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &format!("database = \"q.db\"\n{COFFEE}"));
+    let o = Command::new(common::bin())
+        .args(["--config", &cfg, "run"])
+        .env_remove("SLACK_TOKEN_ALICE")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("SLACK_TOKEN_ALICE"), "{}", stderr(&o));
+}
