@@ -231,6 +231,9 @@ fn init_logging(config: &Config) {
 
 async fn run(config: Config, dry_run: bool) -> Result<(), Failure> {
     init_logging(&config);
+    let mode = if dry_run { Mode::DryRun } else { Mode::Live };
+    // Tokens first: a missing one is a config problem (exit 1), found before any file is made.
+    let secrets = daemon::resolve_tokens(&config, mode).map_err(input)?;
     // The dry run never touches the real queue: a throwaway database, deleted on exit.
     let scratch = if dry_run {
         Some(tempfile::tempdir().map_err(runtime)?)
@@ -243,15 +246,30 @@ async fn run(config: Config, dry_run: bool) -> Result<(), Failure> {
     };
     let _lock = daemon::lock::lock(&db_path).map_err(runtime)?;
     let queue = Queue::open(&db_path, true).await.map_err(runtime)?;
+
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    let mode = if dry_run { Mode::DryRun } else { Mode::Live };
-    daemon::run(config, queue, Clock::system(), mode, shutdown)
-        .await
-        .map_err(|e| match e {
-            daemon::DaemonError::Tokens(_) => input(e),
-            daemon::DaemonError::Queue(_) => runtime(e),
-        })
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    daemon::watch::watch_sighup(reload_tx.clone(), shutdown.clone()).map_err(runtime)?;
+    // Keep the watcher alive for as long as the daemon runs.
+    let _watcher = match daemon::watch::watch_files(&config.path, reload_tx, shutdown.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the config for changes; reload with SIGHUP");
+            None
+        }
+    };
+    daemon::run(
+        config,
+        secrets,
+        queue,
+        Clock::system(),
+        mode,
+        reload_rx,
+        shutdown,
+    )
+    .await
+    .map_err(runtime)
 }
 
 /// Cancel `shutdown` on SIGTERM or SIGINT.

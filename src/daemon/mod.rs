@@ -3,29 +3,37 @@
 //!
 //! - [`scheduler`]: firings → queue rows.
 //! - [`worker`]: queue rows → Slack, one task per token.
+//! - [`watch`]: reload triggers (SIGHUP, config files changing on disk).
+//! - [`notify`]: the systemd notify protocol.
+//! - [`lock`]: one `run` per database.
 //!
-//! Every task gets the same [`CancellationToken`]; [`run`] returns once all of them have
-//! finished, so nothing outlives a shutdown.
+//! [`run`] is the supervisor: it starts the tasks, swaps them on a reload, and on shutdown
+//! cancels them all and waits until every one has finished, so nothing outlives it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::TimeDelta;
-use tokio::sync::Notify;
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::{mpsc, watch as watch_chan, Notify};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Config, TokenError};
-use crate::queue::{Queue, QueueError};
+use crate::config::{self, Config, Limits, RetryPolicy, Secret, TokenError};
+use crate::queue::{Queue, QueueError, State};
 use crate::slack::{Client, REQUEST_TIMEOUT};
 
 pub mod lock;
+pub mod notify;
 pub mod scheduler;
+pub mod watch;
 pub mod worker;
 
 pub use scheduler::Scheduler;
+pub use watch::Trigger;
 pub use worker::{Sender, Step, Worker};
 
 /// How often the daemon looks for rows written by another process (`set`, `queue retry`).
@@ -33,6 +41,9 @@ pub const EXTERNAL_CHECK: Duration = Duration::from_secs(1);
 
 /// How often finished rows older than `retention` are deleted.
 pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the STATUS= line is refreshed.
+pub const STATUS_EVERY: Duration = Duration::from_secs(30);
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +65,74 @@ pub enum Mode {
     DryRun,
 }
 
-/// Run the daemon until `shutdown` is cancelled. `queue` must already be open.
-pub async fn run(
+/// Read every token of `config`. Outside `--dry-run` a token that cannot be read is an error;
+/// in a dry run it is a warning and the token is simply absent.
+pub fn resolve_tokens(
+    config: &Config,
+    mode: Mode,
+) -> Result<BTreeMap<String, Secret>, DaemonError> {
+    let (secrets, missing) = config.resolve_tokens();
+    if missing.is_empty() {
+        return Ok(secrets);
+    }
+    match mode {
+        Mode::Live => Err(DaemonError::Tokens(missing)),
+        Mode::DryRun => {
+            for e in &missing {
+                tracing::warn!("{e} (dry run: continuing)");
+            }
+            Ok(secrets)
+        }
+    }
+}
+
+/// A running worker and what it was started with, to tell whether a reload changes it.
+struct WorkerHandle {
+    /// The token's value (`None` in a dry run without it).
+    secret: Option<Secret>,
+    /// Limits and retry policy it runs with.
+    settings: (Limits, RetryPolicy, String),
+    /// Wakes it when rows arrive.
+    wake: Arc<Notify>,
+    /// Stops it alone (a child of the daemon's shutdown token).
+    stop: CancellationToken,
+    /// Finishes when it has stopped.
+    task: JoinHandle<()>,
+}
+
+/// A running scheduler.
+struct SchedulerHandle {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// The supervisor's state: the live config and the tasks built from it.
+struct Daemon {
     config: Config,
     queue: Queue,
     clock: Clock,
     mode: Mode,
+    client: Client,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    workers: BTreeMap<String, WorkerHandle>,
+    scheduler: Option<SchedulerHandle>,
+    /// The scheduler's next firing, for the STATUS= line.
+    next_firing: watch_chan::Receiver<Option<DateTime<Utc>>>,
+    next_firing_tx: watch_chan::Sender<Option<DateTime<Utc>>>,
+    /// Shared with the external-change watcher, which wakes every worker.
+    wakers: Arc<std::sync::Mutex<Vec<Arc<Notify>>>>,
+}
+
+/// Run the daemon until `shutdown` is cancelled. `queue` must already be open and `secrets`
+/// resolved (see [`resolve_tokens`]); each message on `reload` re-reads the config file.
+pub async fn run(
+    config: Config,
+    secrets: BTreeMap<String, Secret>,
+    queue: Queue,
+    clock: Clock,
+    mode: Mode,
+    mut reload: mpsc::Receiver<Trigger>,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
     let now = clock.now();
@@ -72,6 +145,254 @@ pub async fn run(
     }
     // A fresh start re-reads every token, so held rows get one more chance.
     queue.release_held(None, now).await?;
+    fail_removed(&queue, &config, now).await?;
+
+    let (next_firing_tx, next_firing) = watch_chan::channel(None);
+    let mut daemon = Daemon {
+        client: Client::new(&config.api_url, REQUEST_TIMEOUT),
+        config,
+        queue: queue.clone(),
+        clock: clock.clone(),
+        mode,
+        tracker: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        workers: BTreeMap::new(),
+        scheduler: None,
+        next_firing,
+        next_firing_tx,
+        wakers: Arc::default(),
+    };
+    daemon.apply_tokens(&secrets).await?;
+    daemon.start_scheduler().await?;
+    daemon.tracker.spawn(watch_external(
+        queue.clone(),
+        daemon.wakers.clone(),
+        shutdown.clone(),
+    ));
+    daemon.tracker.spawn(purge(
+        queue.clone(),
+        clock.clone(),
+        daemon.config.retention,
+        daemon.config.limits.window,
+        shutdown.clone(),
+    ));
+
+    let status = daemon.status_line().await;
+    tracing::info!(
+        rules = daemon.config.rules.len(),
+        tokens = daemon.config.tokens.len(),
+        database = %queue.path().display(),
+        dry_run = (mode == Mode::DryRun),
+        "started: {status}"
+    );
+    notify::ready(&status);
+
+    let watchdog = notify::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(trigger) = reload.recv() => daemon.reload(trigger).await,
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            _ = status_tick.tick() => notify::status(&daemon.status_line().await),
+        }
+    }
+
+    tracing::info!("shutting down");
+    notify::stopping();
+    daemon.tracker.close();
+    daemon.tracker.wait().await;
+    queue.close().await;
+    tracing::info!("stopped; pending rows stay in the database");
+    Ok(())
+}
+
+impl Daemon {
+    /// Start, keep or restart one worker per token so that they match `self.config` and
+    /// `secrets`; stop workers of tokens no longer configured.
+    async fn apply_tokens(&mut self, secrets: &BTreeMap<String, Secret>) -> Result<(), QueueError> {
+        let wanted: Vec<String> = self.config.tokens.keys().cloned().collect();
+        let gone: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(h) = self.workers.remove(&name) {
+                stop(h.stop, h.task).await;
+                tracing::info!(token = %name, "token removed: its worker stopped");
+            }
+        }
+        let settings = (
+            self.config.limits,
+            self.config.retry,
+            self.config.api_url.clone(),
+        );
+        for name in wanted {
+            let secret = secrets.get(&name).cloned();
+            if let Some(h) = self.workers.get(&name) {
+                if h.secret == secret && h.settings == settings {
+                    continue;
+                }
+            }
+            if let Some(h) = self.workers.remove(&name) {
+                stop(h.stop, h.task).await;
+                // A changed token gets its held rows back.
+                let released = self
+                    .queue
+                    .release_held(Some(&name), self.clock.now())
+                    .await?;
+                tracing::info!(token = %name, released, "token changed: worker restarted");
+            }
+            let sender = match (&secret, self.mode) {
+                (Some(token), Mode::Live) => Sender::Slack {
+                    client: self.client.clone(),
+                    token: token.clone(),
+                },
+                _ => Sender::DryRun,
+            };
+            let worker = Worker::new(
+                name.clone(),
+                sender,
+                self.queue.clone(),
+                self.clock.clone(),
+                self.config.limits,
+                self.config.retry,
+            )
+            .await?;
+            let wake = Arc::new(Notify::new());
+            let stop = self.shutdown.child_token();
+            let task = self.tracker.spawn(worker.run(wake.clone(), stop.clone()));
+            self.workers.insert(
+                name,
+                WorkerHandle {
+                    secret,
+                    settings: settings.clone(),
+                    wake,
+                    stop,
+                    task,
+                },
+            );
+        }
+        *self.wakers.lock().expect("wakers lock") =
+            self.workers.values().map(|h| h.wake.clone()).collect();
+        Ok(())
+    }
+
+    /// (Re)start the scheduler on the current rules. Marks live in the database, so a rule
+    /// that stays keeps its place and a new rule starts from now.
+    async fn start_scheduler(&mut self) -> Result<(), QueueError> {
+        if let Some(old) = self.scheduler.take() {
+            stop(old.stop, old.task).await;
+        }
+        let wakers: HashMap<String, Arc<Notify>> = self
+            .workers
+            .iter()
+            .map(|(k, h)| (k.clone(), h.wake.clone()))
+            .collect();
+        let scheduler = Scheduler::new(
+            self.config.rules.clone(),
+            self.queue.clone(),
+            self.clock.clone(),
+            self.config.catch_up,
+            wakers,
+        )
+        .await?;
+        let stop = self.shutdown.child_token();
+        let task = self
+            .tracker
+            .spawn(scheduler.run(stop.clone(), self.next_firing_tx.clone()));
+        self.scheduler = Some(SchedulerHandle { stop, task });
+        Ok(())
+    }
+
+    /// Re-read the config. An invalid one is rejected with the same messages as `check`, and
+    /// the daemon keeps running on the old one; rows already queued are left alone.
+    async fn reload(&mut self, trigger: Trigger) {
+        notify::reloading();
+        let path: PathBuf = self.config.path.clone();
+        let outcome = match config::load(&path) {
+            Err(e) => Err(format!("{e}")),
+            Ok(new) => match resolve_tokens(&new, self.mode) {
+                Err(e) => Err(e.to_string()),
+                Ok(secrets) => Ok((new, secrets)),
+            },
+        };
+        match outcome {
+            Err(problems) => {
+                for line in problems.lines() {
+                    tracing::error!("{line}");
+                }
+                tracing::error!(
+                    ?trigger,
+                    "reload rejected: still running on the previous config"
+                );
+            }
+            Ok((new, secrets)) => {
+                for w in &new.warnings {
+                    tracing::warn!("{w}");
+                }
+                if new.database != self.config.database || new.api_url != self.config.api_url {
+                    if new.database != self.config.database {
+                        tracing::warn!(
+                            "`database` changed: restart the daemon to use the new file"
+                        );
+                    }
+                    self.client = Client::new(&new.api_url, REQUEST_TIMEOUT);
+                }
+                let mut new = new;
+                new.database = self.config.database.clone();
+                self.config = new;
+                let applied = async {
+                    self.apply_tokens(&secrets).await?;
+                    fail_removed(&self.queue, &self.config, self.clock.now()).await?;
+                    self.start_scheduler().await
+                }
+                .await;
+                match applied {
+                    Ok(()) => tracing::info!(
+                        ?trigger,
+                        rules = self.config.rules.len(),
+                        tokens = self.config.tokens.len(),
+                        "reloaded"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload failed on the database; retry with SIGHUP")
+                    }
+                }
+            }
+        }
+        notify::reloaded(&self.status_line().await);
+    }
+
+    /// "3 rules, next firing 09:00 Europe/Berlin, 0 pending".
+    async fn status_line(&self) -> String {
+        let pending = self.queue.count(State::Pending).await.unwrap_or(0);
+        let next = match *self.next_firing.borrow() {
+            Some(at) => {
+                let local = at.with_timezone(&self.config.timezone);
+                format!(
+                    "next firing {} {}",
+                    local.format("%Y-%m-%d %H:%M:%S"),
+                    self.config.timezone
+                )
+            }
+            None => "no firing scheduled".to_string(),
+        };
+        format!(
+            "{} rules, {next}, {pending} pending",
+            self.config.rules.len()
+        )
+    }
+}
+
+async fn fail_removed(
+    queue: &Queue,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(), QueueError> {
     let known: Vec<String> = config.tokens.keys().cloned().collect();
     let removed = queue.fail_removed_tokens(&known, now).await?;
     if removed > 0 {
@@ -80,85 +401,20 @@ pub async fn run(
             "rows of tokens no longer in the config failed (token_removed)"
         );
     }
-
-    let (secrets, missing) = config.resolve_tokens();
-    if !missing.is_empty() {
-        match mode {
-            Mode::Live => return Err(DaemonError::Tokens(missing)),
-            Mode::DryRun => {
-                for e in &missing {
-                    tracing::warn!("{e} (dry run: continuing)");
-                }
-            }
-        }
-    }
-
-    let client = Client::new(&config.api_url, REQUEST_TIMEOUT);
-    let tracker = TaskTracker::new();
-    let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
-    for name in config.tokens.keys() {
-        let sender = match (mode, secrets.get(name)) {
-            (Mode::DryRun, _) => Sender::DryRun,
-            (Mode::Live, Some(token)) => Sender::Slack {
-                client: client.clone(),
-                token: token.clone(),
-            },
-            (Mode::Live, None) => continue, // unreachable: missing tokens returned above
-        };
-        let worker = Worker::new(
-            name.clone(),
-            sender,
-            queue.clone(),
-            clock.clone(),
-            config.limits,
-            config.retry,
-        )
-        .await?;
-        let wake = Arc::new(Notify::new());
-        wakers.insert(name.clone(), wake.clone());
-        tracker.spawn(worker.run(wake, shutdown.clone()));
-    }
-
-    let scheduler = Scheduler::new(
-        config.rules.clone(),
-        queue.clone(),
-        clock.clone(),
-        config.catch_up,
-        wakers.clone(),
-    )
-    .await?;
-    tracing::info!(
-        rules = config.rules.len(),
-        tokens = config.tokens.len(),
-        database = %queue.path().display(),
-        next = ?scheduler.next_firing().map(|t| t.to_rfc3339()),
-        dry_run = (mode == Mode::DryRun),
-        "started"
-    );
-    tracker.spawn(scheduler.run(shutdown.clone()));
-    tracker.spawn(watch_external(queue.clone(), wakers, shutdown.clone()));
-    tracker.spawn(purge(
-        queue.clone(),
-        clock.clone(),
-        config.retention,
-        config.limits.window,
-        shutdown.clone(),
-    ));
-    tracker.close();
-
-    shutdown.cancelled().await;
-    tracing::info!("shutting down");
-    tracker.wait().await;
-    queue.close().await;
-    tracing::info!("stopped; pending rows stay in the database");
     Ok(())
+}
+
+/// Stop one task and wait for it (its in-flight request gets the worker's drain time).
+async fn stop(token: CancellationToken, task: JoinHandle<()>) {
+    token.cancel();
+    let _ = task.await;
 }
 
 /// Wake every worker when another process changed the database (`set`, `queue retry`).
 /// SQLite's `data_version` is a cheap counter read, done at most once per [`EXTERNAL_CHECK`].
 async fn watch_external(
     queue: Queue,
-    wakers: HashMap<String, Arc<Notify>>,
+    wakers: Arc<std::sync::Mutex<Vec<Arc<Notify>>>>,
     shutdown: CancellationToken,
 ) {
     let mut watcher = match queue.change_watcher().await {
@@ -174,7 +430,11 @@ async fn watch_external(
             _ = shutdown.cancelled() => return,
         }
         match watcher.changed().await {
-            Ok(true) => wakers.values().for_each(|w| w.notify_one()),
+            Ok(true) => wakers
+                .lock()
+                .expect("wakers lock")
+                .iter()
+                .for_each(|w| w.notify_one()),
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "database change check failed"),
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -169,14 +169,22 @@ impl Scheduler {
         Ok(enqueued)
     }
 
-    /// Tick until shutdown, sleeping until the next firing.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Tick until shutdown, sleeping until the next firing; publishes the next firing on
+    /// `next` for status lines.
+    pub async fn run(
+        mut self,
+        shutdown: CancellationToken,
+        next: watch::Sender<Option<DateTime<Utc>>>,
+    ) {
         while !shutdown.is_cancelled() {
             let nap = match self.tick().await {
-                Ok(_) => match self.next_firing() {
-                    Some(at) => self.clock.nap_until(at),
-                    None => crate::clock::MAX_NAP,
-                },
+                Ok(_) => {
+                    next.send_replace(self.next_firing());
+                    match self.next_firing() {
+                        Some(at) => self.clock.nap_until(at),
+                        None => crate::clock::MAX_NAP,
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "queue error while scheduling; retrying in 1s");
                     Duration::from_secs(1)

@@ -1,0 +1,69 @@
+//! The systemd notify protocol without systemd: a datagram socket stands in for the manager.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::{wait_exit, FakeSlack};
+
+/// Read datagrams until one contains `needle` or the deadline passes; returns all seen.
+fn read_until(sock: &UnixDatagram, needle: &str, deadline: Duration, seen: &mut Vec<String>) {
+    let end = Instant::now() + deadline;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let hit = msg.contains(needle);
+            seen.push(msg);
+            if hit {
+                return;
+            }
+        }
+    }
+    panic!("no {needle:?} within {deadline:?}; got {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_status_watchdog_and_stopping() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-me"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database = \"queue.db\"\napi_url = {:?}\ntimezone = \"Europe/Berlin\"\n[tokens.me]\ntoken_env = \"N_ME\"\n\
+             [[rules]]\nname = \"r\"\ntoken = \"me\"\nat = \"09:00\"\nstatus_text = \"x\"\n",
+            slack.api_url()
+        ),
+    )
+    .unwrap();
+    let mut child = common::spawn_daemon(
+        &cfg,
+        &dir.path().join("daemon.log"),
+        &[
+            ("N_ME", "xoxp-me"),
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut seen = Vec::new();
+    read_until(&sock, "READY=1", Duration::from_secs(10), &mut seen);
+    let ready = seen.last().unwrap();
+    assert!(ready.contains("STATUS=1 rules, next firing "), "{ready}");
+    assert!(
+        ready.contains("09:00:00 Europe/Berlin, 0 pending"),
+        "{ready}"
+    );
+    read_until(&sock, "WATCHDOG=1", Duration::from_secs(2), &mut seen);
+    common::signal(&child, "TERM");
+    read_until(&sock, "STOPPING=1", Duration::from_secs(5), &mut seen);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
