@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{Limits, RetryPolicy, Secret};
 use crate::profile::Patch;
-use crate::queue::{Claim, Finish, Queue, QueueError, Target, Update};
+use crate::queue::{Batch, Claim, Finish, Queue, QueueError, Target, Update};
+use crate::slack::manual::is_manual;
 use crate::slack::{Client, Outcome};
 use crate::throttle::{backoff, TokenLimiter};
 
@@ -52,6 +53,19 @@ impl Sender {
                     profile: None,
                 }
             }
+        }
+    }
+
+    async fn get_profile(&self, target: &Target) -> Outcome {
+        match self {
+            Sender::Slack { client, token } => {
+                client.get_profile(token, target.user.as_deref()).await
+            }
+            // A dry run knows no current status: nothing was set by hand.
+            Sender::DryRun => Outcome::Ok {
+                warning: None,
+                profile: None,
+            },
         }
     }
 }
@@ -159,20 +173,7 @@ impl Worker {
                     return Ok(Step::Worked);
                 }
                 Claim::Send(batch) => {
-                    // The claim's commit (an fsync) took time: the request starts now, and
-                    // the window must count from the real start, not from before the claim.
-                    let started = self.clock.now();
-                    self.limiter.record(user, started);
-                    let outcome = self.send(&ready.target, &batch.plan.patch, shutdown).await;
-                    let finish = self.decide(&ready.target, &batch.rows, outcome);
-                    self.queue
-                        .finish(&batch, &finish, started, self.clock.now())
-                        .await?;
-                    if finish == Finish::Sent {
-                        let plan = &batch.plan;
-                        tracing::info!(target = %ready.target, ids = ?plan.contributors, "sent");
-                        log_unsent(&ready.target, &plan.superseded, &plan.expired);
-                    }
+                    self.process(&ready.target, batch, shutdown).await?;
                     return Ok(Step::Worked);
                 }
             }
@@ -180,19 +181,65 @@ impl Worker {
         Ok(Step::Idle { wake_at })
     }
 
-    /// Send, but once shutdown begins give the request at most [`DRAIN`] more.
-    async fn send(
-        &self,
+    /// Send one claimed batch and record the outcome. With `respect_manual` on the row whose
+    /// status would go out, the target's current status is read first and a status the user
+    /// set by hand is left alone.
+    async fn process(
+        &mut self,
         target: &Target,
-        patch: &Patch,
+        mut batch: Batch,
         shutdown: &CancellationToken,
-    ) -> Option<Outcome> {
-        let request = self.sender.set_profile(target, patch);
-        tokio::pin!(request);
-        tokio::select! {
-            outcome = &mut request => Some(outcome),
-            _ = shutdown.cancelled() => tokio::time::timeout(DRAIN, request).await.ok(),
+    ) -> Result<(), QueueError> {
+        if self.wants_manual_check(&batch) {
+            let now = self.clock.now();
+            match guarded(self.sender.get_profile(target), shutdown).await {
+                Some(Outcome::Ok { profile, .. }) => {
+                    let ours = self.queue.last_sent_status(target).await?;
+                    if profile.is_some_and(|p| is_manual(&p, ours.as_ref(), now.timestamp())) {
+                        batch.plan.skip_status();
+                        tracing::info!(target = %target, ids = ?batch.plan.skipped, "skipped: the user set a status by hand");
+                        if batch.plan.patch.is_empty() {
+                            self.queue
+                                .finish(&batch, &Finish::NotSent, now, self.clock.now())
+                                .await?;
+                            log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
+                            return Ok(());
+                        }
+                    }
+                }
+                // The read failed: treat it like a failed set (retry, pause, hold or fail).
+                other => {
+                    let finish = self.decide(target, &batch.rows, other);
+                    return self
+                        .queue
+                        .finish(&batch, &finish, now, self.clock.now())
+                        .await;
+                }
+            }
         }
+        // The claim's commit (an fsync) took time: the request starts now, and the window
+        // must count from the real start, not from before the claim.
+        let started = self.clock.now();
+        self.limiter.record(target.user.as_deref(), started);
+        let outcome = guarded(self.sender.set_profile(target, &batch.plan.patch), shutdown).await;
+        let finish = self.decide(target, &batch.rows, outcome);
+        self.queue
+            .finish(&batch, &finish, started, self.clock.now())
+            .await?;
+        if finish == Finish::Sent {
+            let plan = &batch.plan;
+            tracing::info!(target = %target, ids = ?plan.contributors, "sent");
+            log_unsent(target, &plan.superseded, &plan.expired);
+        }
+        Ok(())
+    }
+
+    /// Whether the row whose status would go out asked to respect a manual status.
+    fn wants_manual_check(&self, batch: &Batch) -> bool {
+        batch
+            .plan
+            .status_from
+            .is_some_and(|id| batch.rows.iter().any(|r| r.id == id && r.respect_manual))
     }
 
     /// Turn Slack's answer into what the queue records, and update the token's pause state.
@@ -275,6 +322,19 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Await a request, but once shutdown begins give it at most [`DRAIN`] more; `None` if it was
+/// abandoned.
+async fn guarded(
+    request: impl std::future::Future<Output = Outcome>,
+    shutdown: &CancellationToken,
+) -> Option<Outcome> {
+    tokio::pin!(request);
+    tokio::select! {
+        outcome = &mut request => Some(outcome),
+        _ = shutdown.cancelled() => tokio::time::timeout(DRAIN, request).await.ok(),
     }
 }
 

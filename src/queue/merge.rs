@@ -30,6 +30,26 @@ pub struct MergePlan {
     pub superseded: Vec<i64>,
     /// Rows whose winning status expired before its turn and that contribute nothing else.
     pub expired: Vec<i64>,
+    /// Rows left out because the user set a status by hand (see [`MergePlan::skip_status`]).
+    pub skipped: Vec<i64>,
+    /// The row whose status is in `patch`.
+    pub status_from: Option<i64>,
+    /// Rows that win at least one field other than the status.
+    pub field_winners: Vec<i64>,
+}
+
+impl MergePlan {
+    /// Leave the status out of the request (`respect_manual`): the row it came from is
+    /// skipped unless it also contributes another field.
+    pub fn skip_status(&mut self) {
+        self.patch.status = None;
+        if let Some(id) = self.status_from.take() {
+            if !self.field_winners.contains(&id) {
+                self.contributors.retain(|c| *c != id);
+                self.skipped.push(id);
+            }
+        }
+    }
 }
 
 /// Merge `rows` (oldest firing first) for sending at `now_unix` (seconds).
@@ -55,6 +75,7 @@ pub fn merge(rows: &[MergeInput], now_unix: i64) -> MergePlan {
             expired_status[i] = true;
         } else {
             plan.patch.status = Some(status.clone());
+            plan.status_from = Some(rows[i].id);
             contributes[i] = true;
         }
     }
@@ -63,6 +84,9 @@ pub fn merge(rows: &[MergeInput], now_unix: i64) -> MergePlan {
             .fields
             .insert(key.to_string(), rows[i].patch.fields[key].clone());
         contributes[i] = true;
+        if !plan.field_winners.contains(&rows[i].id) {
+            plan.field_winners.push(rows[i].id);
+        }
     }
     for (i, row) in rows.iter().enumerate() {
         if contributes[i] {
@@ -146,6 +170,22 @@ mod tests {
         assert!(plan.patch.status.is_none());
         assert_eq!(plan.patch.fields["title"], json!("T"));
         assert_eq!(plan.contributors, vec![1]);
+    }
+
+    #[test]
+    fn skipping_the_status_keeps_other_fields() {
+        let mut with_title = status(2, "b", 0);
+        with_title.patch.fields.insert("title".into(), json!("T"));
+        let mut plan = merge(&[status(1, "a", 0), with_title], 100);
+        plan.skip_status();
+        assert!(plan.patch.status.is_none());
+        assert_eq!(plan.contributors, vec![2], "row 2 still sends its title");
+        assert!(plan.skipped.is_empty());
+
+        let mut plan = merge(&[field(1, "title", "T"), status(2, "b", 0)], 100);
+        plan.skip_status();
+        assert_eq!(plan.contributors, vec![1]);
+        assert_eq!(plan.skipped, vec![2]);
     }
 
     #[test]

@@ -249,6 +249,9 @@ pub enum Finish {
         /// Slack's error code.
         error: String,
     },
+    /// No request went out after all (the plan left nothing to send): finish the rows as the
+    /// plan says and forget the logged request start.
+    NotSent,
 }
 
 /// Handle to the queue database. Cheap to clone.
@@ -564,6 +567,13 @@ impl Queue {
             .await?;
         match outcome {
             Finish::Sent => finish_plan(&mut tx, plan, now).await?,
+            Finish::NotSent => {
+                finish_plan(&mut tx, plan, now).await?;
+                sqlx::query("DELETE FROM sends WHERE id = ?")
+                    .bind(batch.send_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             Finish::Requeue => {
                 sqlx::query(
                     "UPDATE updates SET state = 'pending', updated_at = ?1
@@ -738,22 +748,29 @@ async fn finish_plan(
         (State::Sent, &plan.contributors),
         (State::Superseded, &plan.superseded),
         (State::Expired, &plan.expired),
+        (State::Skipped, &plan.skipped),
     ] {
         if ids.is_empty() {
             continue;
         }
+        let reason = (state == State::Skipped).then_some(SKIPPED_MANUAL);
         sqlx::query(
-            "UPDATE updates SET state = ?1, updated_at = ?2, finished_at = ?2
+            "UPDATE updates SET state = ?1, updated_at = ?2, finished_at = ?2,
+                 last_error = coalesce(?4, last_error)
              WHERE id IN (SELECT value FROM json_each(?3))",
         )
         .bind(state.as_str())
         .bind(ms(now))
         .bind(ids_json(ids.iter().copied()))
+        .bind(reason)
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
 }
+
+/// The reason recorded on rows skipped under `respect_manual`.
+pub const SKIPPED_MANUAL: &str = "manual_status: the user set a status by hand";
 
 /// Notices commits made by other connections — another process such as `slack-statusd set`.
 #[derive(Debug)]
@@ -836,5 +853,32 @@ impl Queue {
         let n = hold_token(&mut tx, token, error, now).await?;
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+impl Queue {
+    /// The status most recently sent to `target` by this daemon, if any: a status equal to it
+    /// is ours, not one the user set by hand.
+    pub async fn last_sent_status(
+        &self,
+        target: &Target,
+    ) -> Result<Option<crate::profile::Status>, QueueError> {
+        let patch: Option<String> = sqlx::query_scalar(
+            "SELECT patch FROM updates
+             WHERE token = ? AND user = ? AND state = 'sent' AND json_extract(patch, '$.status') IS NOT NULL
+             ORDER BY finished_at DESC, id DESC LIMIT 1",
+        )
+        .bind(&target.token)
+        .bind(target.user_col())
+        .fetch_optional(&self.pool)
+        .await?;
+        match patch {
+            None => Ok(None),
+            Some(text) => {
+                let p: Patch = serde_json::from_str(&text)
+                    .map_err(|source| QueueError::BadPatch { id: 0, source })?;
+                Ok(p.status)
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The Slack Web API client. The only module that speaks HTTP or knows Slack's JSON.
 //!
 //! - [`classify`]: what a response means (pure).
+//! - [`manual`]: whether a current status was set by hand (pure).
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use crate::config::Secret;
 use crate::profile::Patch;
 
 pub mod classify;
+pub mod manual;
 
 pub use classify::{classify, Outcome};
 

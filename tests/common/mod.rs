@@ -57,6 +57,8 @@ struct Inner {
     /// No request of this token is accepted before this instant (after a 429).
     blocked_until: HashMap<String, Instant>,
     early_after_429: usize,
+    /// `users.profile.get` requests answered (its own, larger limit is not enforced).
+    gets: usize,
 }
 
 /// The fake Slack Web API.
@@ -84,6 +86,7 @@ impl FakeSlack {
         }));
         let app = Router::new()
             .route("/api/users.profile.set", post(set_profile))
+            .route("/api/users.profile.get", post(get_profile))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -120,6 +123,20 @@ impl FakeSlack {
             .profiles
             .get(&(token.into(), user.into()))
             .cloned()
+    }
+
+    /// Set a target's profile as its user would by hand: not a request, not counted.
+    pub fn set_by_hand(&self, token: &str, user: &str, profile: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .profiles
+            .insert((token.into(), user.into()), profile);
+    }
+
+    /// How many `users.profile.get` requests it answered.
+    pub fn gets(&self) -> usize {
+        self.inner.lock().unwrap().gets
     }
 
     /// How many 429s it answered because a limit was exceeded.
@@ -302,4 +319,35 @@ pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<i32> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `users.profile.get`: the current profile of the target (`{}` if never set).
+async fn get_profile(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let user = parsed
+        .get("user")
+        .and_then(|u| u.as_str())
+        .unwrap_or("")
+        .to_string();
+    let mut g = inner.lock().unwrap();
+    g.gets += 1;
+    if !g.valid_tokens.contains(&token) {
+        return reply(200, None, json!({"ok": false, "error": "invalid_auth"}));
+    }
+    let profile = g
+        .profiles
+        .get(&(token, user))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    reply(200, None, json!({"ok": true, "profile": profile}))
 }
