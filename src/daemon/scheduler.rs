@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Rule;
 use crate::profile::{Patch, Status};
-use crate::queue::{NewUpdate, Queue, QueueError, Target};
+use crate::queue::{Advance, NewUpdate, Queue, QueueError, Target};
 use crate::schedule::{expiry_instant, last_firing_in, next_firing};
 
 /// A firing this late is still "on time" and applied even with `catch_up = "0s"`: the
@@ -88,13 +88,19 @@ impl Scheduler {
         wakers: HashMap<String, Arc<Notify>>,
     ) -> Result<Scheduler, QueueError> {
         let now = clock.now();
+        let known = queue.rule_marks().await?;
         let mut marks = Vec::with_capacity(rules.len());
         let mut heap = BinaryHeap::with_capacity(rules.len());
+        let mut new_rules = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
-            let mark = match queue.rule_mark(&rule.name).await? {
-                Some(m) => m,
+            let mark = match known.get(&rule.name) {
+                Some(m) => *m,
                 None => {
-                    queue.advance_rule(&rule.name, now, None, now).await?;
+                    new_rules.push(Advance {
+                        rule: rule.name.clone(),
+                        until: now,
+                        firing: None,
+                    });
                     now
                 }
             };
@@ -103,6 +109,8 @@ impl Scheduler {
             }
             marks.push(mark);
         }
+        // One transaction for every new rule, not one commit each.
+        queue.advance_rules(&new_rules, now).await?;
         Ok(Scheduler {
             rules,
             queue,
@@ -119,33 +127,61 @@ impl Scheduler {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Enqueue everything due at the current wall-clock time. Returns the ids enqueued.
+    /// Enqueue everything due at the current wall-clock time, in one transaction. Returns the
+    /// ids enqueued.
     pub async fn tick(&mut self) -> Result<Vec<i64>, QueueError> {
         let now = self.clock.now();
-        let mut enqueued = Vec::new();
+        let mut due = Vec::new();
         while let Some(Reverse((at, i))) = self.heap.peek().copied() {
             if at > now {
                 break;
             }
             self.heap.pop();
+            due.push((at, i));
+        }
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let advances: Vec<Advance> = due
+            .iter()
+            .map(|&(_, i)| {
+                let rule = &self.rules[i];
+                let firing =
+                    firing_to_apply(rule, self.marks[i], now, self.catch_up).map(|fired| {
+                        NewUpdate {
+                            rule: Some(rule.name.clone()),
+                            target: Target {
+                                token: rule.token.clone(),
+                                user: rule.user.clone(),
+                            },
+                            fire_at: fired,
+                            patch: patch_for(rule, fired),
+                            respect_manual: rule.respect_manual,
+                        }
+                    });
+                Advance {
+                    rule: rule.name.clone(),
+                    until: now,
+                    firing,
+                }
+            })
+            .collect();
+        // On a database error the heap entries are lost for this tick: put them back so the
+        // next tick retries them.
+        let ids = match self.queue.advance_rules(&advances, now).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                for (at, i) in due {
+                    self.heap.push(Reverse((at, i)));
+                }
+                return Err(e);
+            }
+        };
+        let mut enqueued = Vec::new();
+        for ((at, i), (advance, id)) in due.into_iter().zip(advances.iter().zip(ids)) {
             let rule = &self.rules[i];
-            let firing =
-                firing_to_apply(rule, self.marks[i], now, self.catch_up).map(|fired| NewUpdate {
-                    rule: Some(rule.name.clone()),
-                    target: Target {
-                        token: rule.token.clone(),
-                        user: rule.user.clone(),
-                    },
-                    fire_at: fired,
-                    patch: patch_for(rule, fired),
-                    respect_manual: rule.respect_manual,
-                });
-            let id = self
-                .queue
-                .advance_rule(&rule.name, now, firing.as_ref(), now)
-                .await?;
             self.marks[i] = self.marks[i].max(now);
-            match (&firing, id) {
+            match (&advance.firing, id) {
                 (Some(f), Some(id)) => {
                     tracing::info!(rule = %rule.name, target = %f.target, id, at = %f.fire_at, "fired");
                     if let Some(w) = self.wakers.get(&rule.token) {

@@ -295,19 +295,23 @@ impl Worker {
         }
     }
 
-    /// Step until shutdown, sleeping when idle until the next possible instant, a wake-up, or
-    /// [`crate::clock::MAX_NAP`] (to follow the wall clock).
+    /// Step until shutdown, sleeping when idle until the next possible instant (at most
+    /// [`crate::clock::MAX_NAP`], to follow the wall clock) or a wake-up.
     pub async fn run(mut self, wake: Arc<Notify>, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             match self.step(&shutdown).await {
                 Ok(Step::Worked) => continue,
-                Ok(Step::Idle { wake_at }) => {
-                    let nap = match wake_at {
-                        Some(at) => self.clock.nap_until(at),
-                        None => crate::clock::MAX_NAP,
-                    };
+                // Nothing pending: only a wake-up (a firing, a row from `set`) brings work, so
+                // an idle token costs nothing.
+                Ok(Step::Idle { wake_at: None }) => {
                     tokio::select! {
-                        _ = tokio::time::sleep(nap) => {}
+                        _ = wake.notified() => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(Step::Idle { wake_at: Some(at) }) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.clock.nap_until(at)) => {}
                         _ = wake.notified() => {}
                         _ = shutdown.cancelled() => {}
                     }

@@ -160,6 +160,17 @@ pub struct NewUpdate {
     pub respect_manual: bool,
 }
 
+/// Advance one rule's mark, optionally enqueueing a firing (see [`Queue::advance_rules`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    /// The rule's name.
+    pub rule: String,
+    /// The instant it has now been scheduled up to.
+    pub until: DateTime<Utc>,
+    /// The firing to enqueue, if any.
+    pub firing: Option<NewUpdate>,
+}
+
 /// A row of the queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
@@ -303,9 +314,11 @@ fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
 impl Queue {
     /// Open (and, with `create`, create) the database at `path` and apply migrations.
     ///
-    /// Durability is chosen on purpose: WAL, so readers (the CLI) never block the worker, and
-    /// `synchronous = FULL`, so a committed row — a firing, a `sent` mark — survives a power
-    /// loss too, not only a process crash. Our write rate is tiny; the fsync is affordable.
+    /// Durability is chosen on purpose (ARCHITECTURE.md, "Durability"): WAL, so readers (the
+    /// CLI) never block the worker, and `synchronous = NORMAL`: every commit survives a process
+    /// crash; a power loss can lose the last commits, which only ever repeats an idempotent
+    /// request or re-applies a firing through catch-up — and a thousand tokens firing at once
+    /// are not serialised behind a thousand fsyncs.
     pub async fn open(path: &Path, create: bool) -> Result<Queue, QueueError> {
         if !create && !path.exists() {
             return Err(QueueError::Missing(path.to_path_buf()));
@@ -322,7 +335,7 @@ impl Queue {
             .filename(path)
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -418,8 +431,7 @@ impl Queue {
     }
 
     /// Move `rule`'s mark forward to `until` (never backward), enqueueing `firing` in the same
-    /// transaction if given. Returns the new row's id. A firing at or before the stored mark
-    /// is not enqueued again: that is what makes a firing never enqueued twice.
+    /// transaction if given. Returns the new row's id. See [`Queue::advance_rules`].
     pub async fn advance_rule(
         &self,
         rule: &str,
@@ -427,28 +439,61 @@ impl Queue {
         firing: Option<&NewUpdate>,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, QueueError> {
+        let advance = Advance {
+            rule: rule.to_string(),
+            until,
+            firing: firing.cloned(),
+        };
+        Ok(self.advance_rules(&[advance], now).await?.pop().flatten())
+    }
+
+    /// Move each rule's mark forward to its `until` (never backward), enqueueing its firing,
+    /// all in one transaction (one commit however many rules fire at once). A firing at or
+    /// before the stored mark is not enqueued again: that is what makes a firing never
+    /// enqueued twice. Returns each new row's id, in order (`None`: nothing enqueued).
+    pub async fn advance_rules(
+        &self,
+        advances: &[Advance],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<i64>>, QueueError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mark: Option<i64> =
-            sqlx::query_scalar("SELECT scheduled_until FROM rule_marks WHERE rule = ?")
-                .bind(rule)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let mut id = None;
-        if let Some(f) = firing {
-            if mark.is_none_or(|m| ms(f.fire_at) > m) {
-                id = Some(insert_update(&mut tx, f, now).await?);
+        let mut ids = Vec::with_capacity(advances.len());
+        for a in advances {
+            let mark: Option<i64> =
+                sqlx::query_scalar("SELECT scheduled_until FROM rule_marks WHERE rule = ?")
+                    .bind(&a.rule)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let mut id = None;
+            if let Some(f) = &a.firing {
+                if mark.is_none_or(|m| ms(f.fire_at) > m) {
+                    id = Some(insert_update(&mut tx, f, now).await?);
+                }
             }
+            sqlx::query(
+                "INSERT INTO rule_marks (rule, scheduled_until) VALUES (?1, ?2)
+                 ON CONFLICT (rule) DO UPDATE SET scheduled_until = max(scheduled_until, ?2)",
+            )
+            .bind(&a.rule)
+            .bind(ms(a.until))
+            .execute(&mut *tx)
+            .await?;
+            ids.push(id);
         }
-        sqlx::query(
-            "INSERT INTO rule_marks (rule, scheduled_until) VALUES (?1, ?2)
-             ON CONFLICT (rule) DO UPDATE SET scheduled_until = max(scheduled_until, ?2)",
-        )
-        .bind(rule)
-        .bind(ms(until))
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(ids)
+    }
+
+    /// Every rule's mark, by rule name.
+    pub async fn rule_marks(
+        &self,
+    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, QueueError> {
+        let rows = sqlx::query("SELECT rule, scheduled_until FROM rule_marks")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("rule")?, from_ms(r.try_get("scheduled_until")?))))
+            .collect()
     }
 
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
