@@ -13,7 +13,7 @@ use slack_statusd::config::{self, Config};
 use slack_statusd::daemon::{self, Mode};
 use slack_statusd::preview;
 use slack_statusd::profile::{Patch, Status};
-use slack_statusd::queue::{NewUpdate, Queue, QueueError, State, Target};
+use slack_statusd::queue::{NewUpdate, Queue, State, Target};
 
 /// Keeps Slack statuses and profile fields on a schedule.
 ///
@@ -290,12 +290,16 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 async fn open_existing(config: &Config) -> Result<Queue, Failure> {
-    Queue::open(&config.database, false)
-        .await
-        .map_err(|e| match e {
-            QueueError::Missing(_) => runtime(e),
-            other => runtime(other),
-        })
+    Queue::open(&config.database, false).await.map_err(runtime)
+}
+
+/// Close the queue after a CLI command and hand any file SQLite created (`-wal`, `-shm`, as
+/// root from a shell) to the database's owner, so the service can still open them.
+async fn close_cli(queue: Queue) {
+    queue.close().await;
+    if let Err(e) = slack_statusd::queue::match_owner(queue.path()) {
+        eprintln!("slack-statusd: warning: {e}");
+    }
 }
 
 async fn set(
@@ -362,7 +366,7 @@ async fn set(
         respect_manual: false,
     };
     let id = queue.enqueue(&update, now).await.map_err(runtime)?;
-    queue.close().await;
+    close_cli(queue).await;
     println!("{id}");
     Ok(())
 }
@@ -391,7 +395,7 @@ async fn queue_cmd(config: &Config, action: QueueAction, json: bool) -> Result<(
             ))),
         },
     };
-    queue.close().await;
+    close_cli(queue).await;
     result
 }
 

@@ -312,3 +312,23 @@ async fn finish_moves_the_logged_start_to_the_real_start() {
     q.finish(&batch, &Finish::Sent, t(1), t(2)).await.unwrap();
     assert_eq!(q.sends_since("a", t(0)).await.unwrap(), vec![(None, t(1))]);
 }
+
+#[test]
+fn side_files_made_by_root_are_given_to_the_databases_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    std::fs::write(&db, b"").unwrap();
+    let wal = dir.path().join("q.db-wal");
+    std::fs::write(&wal, b"").unwrap();
+    if std::fs::metadata(&db).unwrap().uid() != 0 {
+        eprintln!("not root: nothing to hand over, checking the no-op");
+        slack_statusd::queue::match_owner(&db).unwrap();
+        return;
+    }
+    // The service's user (nobody) owns the database; root just made its -wal file.
+    std::os::unix::fs::chown(&db, Some(65534), Some(65534)).unwrap();
+    slack_statusd::queue::match_owner(&db).unwrap();
+    let m = std::fs::metadata(&wal).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+}

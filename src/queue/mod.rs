@@ -927,3 +927,35 @@ impl Queue {
         }
     }
 }
+
+/// Give the database's side files (`-wal`, `-shm`) the owner of the database file itself.
+///
+/// Run from a shell as root, `set` and `queue` can make SQLite create these files owned by
+/// root; a service running as a dynamic or dedicated user could then no longer open its own
+/// database. Only root can change an owner; for anyone else this is a no-op.
+pub fn match_owner(db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(db)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = db.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        match std::fs::metadata(&side) {
+            Ok(m) if m.uid() != owner.uid() || m.gid() != owner.gid() => {
+                std::os::unix::fs::chown(&side, Some(owner.uid()), Some(owner.gid())).map_err(
+                    |e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot give {} to the database's owner: {e}",
+                                side.display()
+                            ),
+                        )
+                    },
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
