@@ -24,12 +24,17 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with_token("xoxp-a").await
+}
+
+/// A worker for token "a" whose value is `value` (the fake accepts only "xoxp-a").
+async fn rig_with_token(value: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("q.db"), true).await.unwrap();
     let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-a"]).await;
     let sender = Sender::Slack {
         client: Client::new(&slack.api_url(), Duration::from_secs(5)),
-        token: Secret::new("xoxp-a".into()),
+        token: Secret::new(value.into()),
     };
     let worker = Worker::new(
         "a".into(),
@@ -171,29 +176,7 @@ async fn without_the_option_rules_always_win_and_nothing_is_read() {
 
 #[tokio::test]
 async fn a_failed_read_is_treated_like_a_failed_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::open(&dir.path().join("q.db"), true).await.unwrap();
-    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-a"]).await;
-    let sender = Sender::Slack {
-        client: Client::new(&slack.api_url(), Duration::from_secs(5)),
-        token: Secret::new("xoxp-dead".into()),
-    };
-    let worker = Worker::new(
-        "a".into(),
-        sender,
-        queue.clone(),
-        Clock::system(),
-        Limits::default(),
-        RetryPolicy::default(),
-    )
-    .await
-    .unwrap();
-    let mut rig = Rig {
-        _dir: dir,
-        queue,
-        slack,
-        worker,
-    };
+    let mut rig = rig_with_token("xoxp-dead").await;
     let id = rig.enqueue("Coffee", true, None).await;
     rig.drain().await;
     assert_eq!(

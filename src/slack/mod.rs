@@ -49,17 +49,8 @@ impl Client {
 
     /// `POST {api_url}/users.profile.set` with `patch` for `user` (`None`: the token's own).
     pub async fn set_profile(&self, token: &Secret, user: Option<&str>, patch: &Patch) -> Outcome {
-        let body = Self::set_body(user, patch);
-        let request = self
-            .http
-            .post(format!("{}/users.profile.set", self.api_url))
-            .bearer_auth(token.expose())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/json; charset=utf-8",
-            )
-            .body(body.to_string());
-        self.exchange(request).await
+        self.call("users.profile.set", token, Self::set_body(user, patch))
+            .await
     }
 
     /// `POST {api_url}/users.profile.get` for `user` (`None`: the token's own profile).
@@ -68,9 +59,14 @@ impl Client {
             Some(u) => serde_json::json!({ "user": u }),
             None => serde_json::json!({}),
         };
+        self.call("users.profile.get", token, body).await
+    }
+
+    /// POST a JSON body to a Web API method with the token as a bearer credential.
+    async fn call(&self, method: &str, token: &Secret, body: serde_json::Value) -> Outcome {
         let request = self
             .http
-            .post(format!("{}/users.profile.get", self.api_url))
+            .post(format!("{}/{method}", self.api_url))
             .bearer_auth(token.expose())
             .header(
                 reqwest::header::CONTENT_TYPE,
