@@ -20,7 +20,7 @@ use slack_statusd::queue::{NewUpdate, Queue, State, Target};
 /// Rules live in a TOML file; every firing becomes a row in a SQLite queue, and a throttled
 /// worker sends the rows through Slack's users.profile.set within Slack's rate limits.
 #[derive(Debug, Parser)]
-#[command(name = "slack-statusd", version, about, long_about)]
+#[command(name = "slack-statusd", version, about, long_about, after_long_help = MANUAL)]
 struct Cli {
     /// Config file. Default: $SLACK_STATUSD_CONFIG, else $XDG_CONFIG_HOME/slack-statusd/config.toml
     /// (or ~/.config/...) if it exists, else /etc/slack-statusd/config.toml.
@@ -103,6 +103,44 @@ enum QueueAction {
     },
 }
 
+/// The rest of the manual, shown by `--help` (not `-h`).
+const MANUAL: &str = "\
+FILES:
+    /etc/slack-statusd/config.toml    the system service's config (annotated template)
+    <config folder>/config.d/*.toml   drop-ins: more [tokens] and [[rules]], one file per person
+    ~/.config/slack-statusd/config.toml
+                                      a user's config (user service)
+    $STATE_DIRECTORY/queue.db         the queue under systemd (StateDirectory=); without
+                                      systemd: /var/lib/slack-statusd/queue.db for a config in
+                                      /etc/slack-statusd/, else ~/.local/state/slack-statusd/
+    <database>.lock                   held by the running daemon: one `run` per database
+
+ENVIRONMENT:
+    SLACK_STATUSD_CONFIG     config file when --config is not given
+    RUST_LOG                 log filter; overrides the config's log_level
+    CREDENTIALS_DIRECTORY    token_file paths are relative to it (systemd LoadCredential=)
+    STATE_DIRECTORY          default folder of the database (systemd StateDirectory=)
+    NOTIFY_SOCKET, WATCHDOG_USEC
+                             systemd notify protocol: READY=1, STATUS=, WATCHDOG=1, STOPPING=1
+
+SIGNALS:
+    SIGHUP             reload the config (an invalid one is rejected; the old one stays)
+    SIGTERM, SIGINT    stop: a request in flight gets 3 s, pending rows stay in the database
+    Editing the config file or a drop-in also reloads it.
+
+EXIT STATUS:
+    0    success
+    1    invalid config or input (including a token that cannot be read)
+    2    runtime failure: database, I/O, another `run` holding the database
+
+EXAMPLES:
+    slack-statusd --config config/example.toml run --dry-run
+    slack-statusd check && systemctl reload slack-statusd
+    slack-statusd preview --count 5
+    slack-statusd set --token alice --text 'In a meeting' --emoji :calendar: --expire 1h
+    slack-statusd queue failed --json
+";
+
 /// An error with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -124,7 +162,15 @@ fn runtime(error: impl Into<anyhow::Error>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors are input errors (exit 1), not clap's default 2, which means a runtime
+    // failure here.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let config_path = cli
         .config
         .clone()

@@ -165,3 +165,14 @@ fn run_without_its_token_exits_1_and_says_which_variable() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("SLACK_TOKEN_ALICE"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_usage_error_exits_1_and_help_exits_0() {
+    let o = run(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    for section in ["FILES:", "ENVIRONMENT:", "SIGNALS:", "EXIT STATUS:"] {
+        assert!(stdout(&o).contains(section), "--help has {section}");
+    }
+}
