@@ -188,3 +188,57 @@ async fn sighup_with_a_fixed_token_releases_its_held_rows() {
         "no token in the database"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_drop_in_reloads_like_the_main_file() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(2), &["xoxp-me"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database = \"queue.db\"\napi_url = {:?}\n[limits]\nwindow = \"2s\"\n",
+            slack.api_url()
+        ),
+    )
+    .unwrap();
+    let dropins = dir.path().join("config.d");
+    std::fs::create_dir(&dropins).unwrap();
+    let person = |rule: &str| {
+        format!(
+            "[tokens.alice]\ntoken_env = \"RELOAD_ME\"\n[[rules]]\nname = \"{rule}\"\n\
+             token = \"alice\"\ncron = \"* * * * * *\"\nstatus_text = \"{rule}\"\n"
+        )
+    };
+    std::fs::write(dropins.join("alice.toml"), person("alice-one")).unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut child = spawn_daemon(&cfg, &log, &[("RELOAD_ME", "xoxp-me")]);
+    let sent = |text: &'static str| {
+        let slack = slack.clone();
+        move || {
+            slack
+                .received()
+                .iter()
+                .any(|r| r.profile["status_text"] == text)
+        }
+    };
+    wait_for(
+        "alice-one fires",
+        Duration::from_secs(10),
+        sent("alice-one"),
+    )
+    .await;
+    replace_file(&dropins.join("alice.toml"), &person("alice-two"));
+    wait_for(
+        "alice-two fires after the drop-in changed",
+        Duration::from_secs(10),
+        sent("alice-two"),
+    )
+    .await;
+    assert!(log_has(&log, "reloaded"));
+    common::signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
