@@ -186,7 +186,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("slack-statusd: {:#}", f.error);
+            // Our error types carry their cause in their message already.
+            eprintln!("slack-statusd: {}", f.error);
             ExitCode::from(f.code)
         }
     }

@@ -43,6 +43,10 @@ pub fn lock(database: &Path) -> Result<RunLock, LockError> {
         path: path.clone(),
         source,
     };
+    // The state folder may not exist yet on a first run from a shell (systemd makes it).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
