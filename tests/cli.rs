@@ -176,3 +176,30 @@ fn a_usage_error_exits_1_and_help_exits_0() {
         assert!(stdout(&o).contains(section), "--help has {section}");
     }
 }
+
+#[tokio::test]
+async fn a_first_run_from_a_shell_creates_its_state_folder() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), "[tokens.me]\ntoken_env = \"FIRST_RUN\"\n");
+    let mut child = Command::new(common::bin())
+        .args(["--config", &cfg, "run"])
+        .env("HOME", home.path())
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("STATE_DIRECTORY")
+        .env("FIRST_RUN", "xoxp-x")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = home.path().join(".local/state/slack-statusd/queue.db");
+    common::wait_for(
+        "the default database",
+        std::time::Duration::from_secs(10),
+        || db.exists(),
+    )
+    .await;
+    common::signal(&child, "TERM");
+    assert_eq!(
+        common::wait_exit(&mut child, std::time::Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
