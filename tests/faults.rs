@@ -376,3 +376,21 @@ async fn a_target_in_backoff_does_not_delay_the_tokens_other_targets() {
     );
     rig.shutdown.cancel();
 }
+
+#[tokio::test]
+#[ignore = "bug: a row enqueued after its token died stays pending instead of held (Worker::step returns Idle when dead)"]
+async fn a_row_enqueued_after_its_token_died_is_held() {
+    let rig = Rig::new(RETRY, vec![slack_error("invalid_auth")]).await;
+    let first = rig.enqueue("U1", "refused").await;
+    let row = rig.settled(first, Duration::from_secs(5)).await;
+    assert_eq!(
+        (row.state, row.last_error.as_deref()),
+        (State::Failed, Some("invalid_auth"))
+    );
+    // `slack-statusd set`, or the scheduler, adds a row for the dead token.
+    let later = rig.enqueue("U2", "arrives later").await;
+    let row = rig.settled(later, Duration::from_secs(3)).await;
+    assert_eq!(row.state, State::Held, "held like the token's other rows");
+    assert_eq!(rig.slack.received().len(), 1, "no request for a dead token");
+    rig.shutdown.cancel();
+}
