@@ -292,7 +292,9 @@ async fn run(config: Config, dry_run: bool) -> Result<(), Failure> {
         None => config.database.clone(),
     };
     let _lock = daemon::lock::lock(&db_path).map_err(runtime)?;
-    let queue = Queue::open(&db_path, true).await.map_err(runtime)?;
+    let queue = Queue::open(&db_path, true)
+        .await
+        .map_err(|e| runtime(e.at(&db_path)))?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -337,7 +339,9 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 async fn open_existing(config: &Config) -> Result<Queue, Failure> {
-    Queue::open(&config.database, false).await.map_err(runtime)
+    Queue::open(&config.database, false)
+        .await
+        .map_err(|e| runtime(e.at(&config.database)))
 }
 
 /// Close the queue after a CLI command and hand any file SQLite created (`-wal`, `-shm`, as
@@ -412,7 +416,10 @@ async fn set(
         },
         respect_manual: false,
     };
-    let id = queue.enqueue(&update, now).await.map_err(runtime)?;
+    let id = queue
+        .enqueue(&update, now)
+        .await
+        .map_err(|e| runtime(e.at(queue.path())))?;
     close_cli(queue).await;
     println!("{id}");
     Ok(())
@@ -423,7 +430,11 @@ async fn queue_cmd(config: &Config, action: QueueAction, json: bool) -> Result<(
     let result = match action {
         QueueAction::List => print_rows(&queue, &[], json).await,
         QueueAction::Failed => print_rows(&queue, &[State::Failed], json).await,
-        QueueAction::Retry { id } => match queue.retry(id, Utc::now()).await.map_err(runtime)? {
+        QueueAction::Retry { id } => match queue
+            .retry(id, Utc::now())
+            .await
+            .map_err(|e| runtime(e.at(queue.path())))?
+        {
             true => {
                 println!("row {id} is pending again");
                 Ok(())
@@ -432,7 +443,11 @@ async fn queue_cmd(config: &Config, action: QueueAction, json: bool) -> Result<(
                 "row {id} does not exist or is pending, in flight or sent"
             ))),
         },
-        QueueAction::Drop { id } => match queue.drop_row(id).await.map_err(runtime)? {
+        QueueAction::Drop { id } => match queue
+            .drop_row(id)
+            .await
+            .map_err(|e| runtime(e.at(queue.path())))?
+        {
             true => {
                 println!("row {id} deleted");
                 Ok(())
@@ -447,7 +462,10 @@ async fn queue_cmd(config: &Config, action: QueueAction, json: bool) -> Result<(
 }
 
 async fn print_rows(queue: &Queue, states: &[State], json: bool) -> Result<(), Failure> {
-    let rows = queue.list(states).await.map_err(runtime)?;
+    let rows = queue
+        .list(states)
+        .await
+        .map_err(|e| runtime(e.at(queue.path())))?;
     for r in rows {
         if json {
             println!(

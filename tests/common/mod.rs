@@ -37,9 +37,23 @@ pub struct Received {
 /// A scripted answer, used instead of the normal one for the next request of a token.
 #[derive(Debug, Clone)]
 pub enum Scripted {
-    /// Answer with this status, optional Retry-After, and body.
+    /// Answer with this status, optional Retry-After, and body. A numeric Retry-After on a 429
+    /// or on a body that says `ratelimited` blocks the token for that long (see
+    /// [`FakeSlack::early_after_429`]).
     Reply(u16, Option<String>, String),
+    /// Read the request, then close the connection without any response (recorded with
+    /// status 0). The profile is not changed.
+    CloseConnection,
+    /// Wait this long, then answer as the inner script says: with a delay longer than the
+    /// client's timeout, a response that comes too late.
+    Delay(Duration, Box<Scripted>),
+    /// The normal answer: limits enforced, profile updated. Useful inside `Delay`.
+    Normal,
 }
+
+/// A payload that unwinds the connection's task without running the panic hook, so the
+/// fake can drop a connection mid-request without a panic message in the test output.
+struct ScriptedClose;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -59,6 +73,9 @@ struct Inner {
     early_after_429: usize,
     /// `users.profile.get` requests answered (its own, larger limit is not enforced).
     gets: usize,
+    /// Every normal answer is held back this long after the profile was updated, so a request
+    /// stays "in flight" at the client (Slack applied it, the client has no answer yet).
+    response_delay: Duration,
 }
 
 /// The fake Slack Web API.
@@ -108,6 +125,11 @@ impl FakeSlack {
             .entry(token.into())
             .or_default()
             .extend(answers);
+    }
+
+    /// Hold every normal answer back by `delay` after applying it (see `Inner::response_delay`).
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.inner.lock().unwrap().response_delay = delay;
     }
 
     /// Every request received so far.
@@ -196,62 +218,114 @@ async fn set_profile(
         .and_then(|b| b.get("profile"))
         .cloned()
         .unwrap_or(Value::Null);
-    let mut g = inner.lock().unwrap();
-    let record = |g: &mut Inner, status: u16| {
-        g.received.push(Received {
-            at: now,
-            token: token.clone(),
-            user: user.clone(),
-            profile: profile.clone(),
-            status,
-            content_type: content_type.clone(),
-        });
-    };
-    if let Some(until) = g.blocked_until.get(&token) {
-        if now < *until {
-            g.early_after_429 += 1;
-        }
-    }
-    if let Some(s) = g.script.get_mut(&token).and_then(|q| q.pop_front()) {
-        let Scripted::Reply(status, ra, body) = s;
-        record(&mut g, status);
-        if status == 429 {
-            if let Some(secs) = ra.as_deref().and_then(|r| r.parse::<u64>().ok()) {
-                g.blocked_until
-                    .insert(token.clone(), now + Duration::from_secs(secs));
+    let (response, delay) = {
+        let mut g = inner.lock().unwrap();
+        let record = |g: &mut Inner, status: u16| {
+            g.received.push(Received {
+                at: now,
+                token: token.clone(),
+                user: user.clone(),
+                profile: profile.clone(),
+                status,
+                content_type: content_type.clone(),
+            });
+        };
+        if let Some(until) = g.blocked_until.get(&token) {
+            if now < *until {
+                g.early_after_429 += 1;
             }
         }
-        let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
-        if let Some(ra) = ra {
-            resp.headers_mut()
-                .insert("retry-after", ra.parse().unwrap());
+        let mut action = g
+            .script
+            .get_mut(&token)
+            .and_then(|q| q.pop_front())
+            .unwrap_or(Scripted::Normal);
+        let mut delay = Duration::ZERO;
+        while let Scripted::Delay(d, then) = action {
+            delay += d;
+            action = *then;
         }
-        return resp;
+        let response = match action {
+            Scripted::Delay(..) => unreachable!("unwrapped above"),
+            Scripted::CloseConnection => {
+                record(&mut g, 0);
+                None
+            }
+            Scripted::Reply(status, ra, body) => {
+                record(&mut g, status);
+                let limited = status == 429 || body.contains("ratelimited");
+                if let Some(secs) = ra.as_deref().and_then(|r| r.trim().parse::<f64>().ok()) {
+                    if limited {
+                        g.blocked_until
+                            .insert(token.clone(), now + Duration::from_secs_f64(secs));
+                    }
+                }
+                let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+                if let Some(ra) = ra {
+                    resp.headers_mut()
+                        .insert("retry-after", ra.parse().unwrap());
+                }
+                Some(resp)
+            }
+            Scripted::Normal => {
+                delay += g.response_delay;
+                Some(normal_answer(
+                    &mut g,
+                    now,
+                    &token,
+                    user.clone(),
+                    &profile,
+                    parsed.is_some(),
+                    record,
+                ))
+            }
+        };
+        (response, delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
-    if !g.valid_tokens.contains(&token) {
-        record(&mut g, 200);
+    match response {
+        Some(r) => r,
+        // Unwinding kills the connection's task: hyper drops the socket without an answer.
+        None => std::panic::resume_unwind(Box::new(ScriptedClose)),
+    }
+}
+
+/// The answer of a well-behaved Slack that enforces the limits exactly.
+fn normal_answer(
+    g: &mut Inner,
+    now: Instant,
+    token: &str,
+    user: Option<String>,
+    profile: &Value,
+    parsed: bool,
+    record: impl Fn(&mut Inner, u16),
+) -> Response {
+    if !g.valid_tokens.iter().any(|t| t == token) {
+        record(g, 200);
         return reply(200, None, json!({"ok": false, "error": "invalid_auth"}));
     }
-    if parsed.is_none() || !profile.is_object() {
-        record(&mut g, 200);
+    if !parsed || !profile.is_object() {
+        record(g, 200);
         return reply(200, None, json!({"ok": false, "error": "invalid_profile"}));
     }
     let window = g.window;
-    let target = (token.clone(), user.clone().unwrap_or_default());
+    let target = (token.to_string(), user.unwrap_or_default());
     let (per_user, per_token) = (g.per_user, g.per_token);
-    let tok_log = g.by_token.entry(token.clone()).or_default();
+    let tok_log = g.by_token.entry(token.to_string()).or_default();
     prune(tok_log, now, window);
     let tok_full = tok_log.len() >= per_token;
     let user_log = g.by_target.entry(target.clone()).or_default();
     prune(user_log, now, window);
     let user_full = user_log.len() >= per_user;
     if tok_full || user_full {
-        record(&mut g, 429);
+        record(g, 429);
         g.blocked_until
-            .insert(token.clone(), now + Duration::from_secs(1));
+            .insert(token.to_string(), now + Duration::from_secs(1));
         return reply(429, Some("1"), json!({"ok": false, "error": "ratelimited"}));
     }
-    g.by_token.get_mut(&token).unwrap().push_back(now);
+    g.by_token.get_mut(token).unwrap().push_back(now);
     g.by_target.get_mut(&target).unwrap().push_back(now);
     let current = g.profiles.entry(target).or_insert_with(|| json!({}));
     if let (Some(cur), Some(new)) = (current.as_object_mut(), profile.as_object()) {
@@ -260,7 +334,7 @@ async fn set_profile(
         }
     }
     let full = current.clone();
-    record(&mut g, 200);
+    record(g, 200);
     reply(200, None, json!({"ok": true, "profile": full}))
 }
 
