@@ -234,6 +234,11 @@ async fn a_database_locked_by_another_process_exits_2_after_the_busy_timeout_int
         "set says why: {}",
         stderr(&set)
     );
+    assert!(
+        stderr(&set).contains(&db.display().to_string()),
+        "set names the database: {}",
+        stderr(&set)
+    );
 
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     holder.close().await.unwrap();
@@ -242,31 +247,6 @@ async fn a_database_locked_by_another_process_exits_2_after_the_busy_timeout_int
     q.close().await;
     assert_eq!(rows.len(), 1, "nothing added or lost");
     assert_eq!(rows[0].patch.status.as_ref().unwrap().text, "keep me");
-}
-
-#[tokio::test]
-async fn a_locked_database_error_names_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("queue.db");
-    new_db_with_a_row(&db).await;
-    let cfg = write_config(dir.path(), "queue.db");
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let set =
-        tokio::task::spawn_blocking(move || cli(&cfg, &["set", "--token", "me", "--text", "x"]))
-            .await
-            .unwrap();
-    assert_eq!(set.status.code(), Some(2));
-    assert!(
-        stderr(&set).contains(&db.display().to_string()),
-        "names the database: {}",
-        stderr(&set)
-    );
 }
 
 #[tokio::test]

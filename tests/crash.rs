@@ -8,10 +8,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{spawn_daemon, wait_exit, wait_for, FakeSlack};
+use common::{spawn_daemon, wait_exit, wait_for, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 const TOKEN: &str = "xoxp-crash";
@@ -28,19 +27,11 @@ fn text(i: usize) -> String {
     format!("status {i}")
 }
 
-fn set(cfg: &Path, i: usize) {
-    let out = Command::new(common::bin())
-        .arg("--config")
-        .arg(cfg)
-        .args(["set", "--token", "admin", "--user", &user(i)])
-        .args(["--text", &text(i), "--emoji", ":zap:"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "set: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn set(setup: &Setup, i: usize) {
+    let (user, text) = (user(i), text(i));
+    setup.set(&[
+        "--token", "admin", "--user", &user, "--text", &text, "--emoji", ":zap:",
+    ]);
 }
 
 async fn rows(db: &Path) -> Vec<slack_statusd::queue::Update> {
@@ -57,23 +48,16 @@ async fn sigkill_while_draining_loses_nothing_and_resends_only_what_was_in_fligh
     // Slack applies each update at once but answers 250 ms later: a request stays in flight
     // long enough for a kill to land in the middle of it.
     slack.set_response_delay(Duration::from_millis(250));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database = \"queue.db\"\napi_url = {:?}\n\
-             [limits]\nper_user = 10\nper_token = 3\nwindow = \"1s\"\n\
-             [retry]\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\n\
-             [tokens.admin]\ntoken_env = \"CRASH_TOKEN\"\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-    let db = dir.path().join("queue.db");
+    let setup = Setup::new(
+        &slack,
+        "[limits]\nper_user = 10\nper_token = 3\nwindow = \"1s\"\n\
+         [retry]\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\n\
+         [tokens.admin]\ntoken_env = \"CRASH_TOKEN\"\n",
+    );
+    let (cfg, db, dir) = (&setup.cfg, setup.db(), &setup.dir);
     Queue::open(&db, true).await.unwrap().close().await;
     for i in 0..TARGETS {
-        set(&cfg, i);
+        set(&setup, i);
     }
     let envs = [("CRASH_TOKEN", TOKEN)];
 
@@ -82,7 +66,7 @@ async fn sigkill_while_draining_loses_nothing_and_resends_only_what_was_in_fligh
     let mut kills_with_a_request_on_the_wire = 0;
     for (n, &k) in KILL_AFTER.iter().enumerate() {
         let log = dir.path().join(format!("run{n}.log"));
-        let mut child = spawn_daemon(&cfg, &log, &envs);
+        let mut child = spawn_daemon(cfg, &log, &envs);
         wait_for(
             &format!("{k} requests at the fake"),
             Duration::from_secs(15),
@@ -115,7 +99,7 @@ async fn sigkill_while_draining_loses_nothing_and_resends_only_what_was_in_fligh
 
     // The last run drains the rest.
     let log = dir.path().join("final.log");
-    let mut child = spawn_daemon(&cfg, &log, &envs);
+    let mut child = spawn_daemon(cfg, &log, &envs);
     let q = Queue::open(&db, false).await.unwrap();
     let end = Instant::now() + Duration::from_secs(20);
     loop {
@@ -188,28 +172,21 @@ async fn sigkill_while_draining_loses_nothing_and_resends_only_what_was_in_fligh
 async fn sigkill_never_loses_or_doubles_a_firing_of_a_rule() {
     let slack = FakeSlack::start(100, 100, Duration::from_secs(60), &[TOKEN]).await;
     slack.set_response_delay(Duration::from_millis(200));
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database = \"queue.db\"\napi_url = {:?}\ntimezone = \"UTC\"\n\
-             [limits]\nper_user = 100\nper_token = 100\nwindow = \"60s\"\n\
-             [tokens.me]\ntoken_env = \"CRASH_TOKEN\"\n\
-             [[rules]]\nname = \"every-second\"\ntoken = \"me\"\ncron = \"* * * * * *\"\n\
-             status_text = \"Tick\"\nstatus_emoji = \":clock1:\"\nexpire_after = \"1h\"\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-    let db = dir.path().join("queue.db");
+    let setup = Setup::new(
+        &slack,
+        "timezone = \"UTC\"\n[limits]\nper_user = 100\nper_token = 100\nwindow = \"60s\"\n\
+         [tokens.me]\ntoken_env = \"CRASH_TOKEN\"\n\
+         [[rules]]\nname = \"every-second\"\ntoken = \"me\"\ncron = \"* * * * * *\"\n\
+         status_text = \"Tick\"\nstatus_emoji = \":clock1:\"\nexpire_after = \"1h\"\n",
+    );
+    let (cfg, db, dir) = (&setup.cfg, setup.db(), &setup.dir);
     let envs = [("CRASH_TOKEN", TOKEN)];
     // When each run was up: (spawned, killed or stopped). A firing while a run was surely
     // ticking (from 500 ms after its start to 50 ms before its end) must have a row.
     let mut uptimes = Vec::new();
     for (n, k) in [3usize, 6, 9].into_iter().enumerate() {
         let spawned = chrono::Utc::now();
-        let mut child = spawn_daemon(&cfg, &dir.path().join(format!("rule{n}.log")), &envs);
+        let mut child = spawn_daemon(cfg, &dir.path().join(format!("rule{n}.log")), &envs);
         wait_for(&format!("{k} requests"), Duration::from_secs(10), || {
             slack.received().len() >= k
         })
@@ -219,7 +196,7 @@ async fn sigkill_never_loses_or_doubles_a_firing_of_a_rule() {
         uptimes.push((spawned, chrono::Utc::now()));
     }
     let spawned = chrono::Utc::now();
-    let mut child = spawn_daemon(&cfg, &dir.path().join("rule-final.log"), &envs);
+    let mut child = spawn_daemon(cfg, &dir.path().join("rule-final.log"), &envs);
     wait_for("three more requests", Duration::from_secs(10), || {
         slack.received().len() >= 12
     })

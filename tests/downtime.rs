@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{spawn_daemon, wait_exit, wait_for, FakeSlack};
+use common::{spawn_daemon, wait_exit, wait_for, FakeSlack, Setup};
 use slack_statusd::config::{load_str, Rule};
 use slack_statusd::daemon::scheduler::firing_to_apply;
 use slack_statusd::queue::{Queue, State, Update};
@@ -61,25 +61,18 @@ async fn stop(child: &mut std::process::Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once() {
     let slack = FakeSlack::start(100, 100, Duration::from_secs(60), &[TOKEN]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database = \"queue.db\"\napi_url = {:?}\ntimezone = \"UTC\"\n\
-             [limits]\nper_user = 100\nper_token = 100\nwindow = \"60s\"\n\
-             [tokens.me]\ntoken_env = \"DOWNTIME_TOKEN\"\n\
-             [[rules]]\nname = \"tick\"\ntoken = \"me\"\ncron = \"*/2 * * * * *\"\n\
-             status_text = \"Tick\"\nstatus_emoji = \":clock2:\"\nexpire_after = \"1h\"\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-    let db = dir.path().join("queue.db");
+    let setup = Setup::new(
+        &slack,
+        "timezone = \"UTC\"\n[limits]\nper_user = 100\nper_token = 100\nwindow = \"60s\"\n\
+         [tokens.me]\ntoken_env = \"DOWNTIME_TOKEN\"\n\
+         [[rules]]\nname = \"tick\"\ntoken = \"me\"\ncron = \"*/2 * * * * *\"\n\
+         status_text = \"Tick\"\nstatus_emoji = \":clock2:\"\nexpire_after = \"1h\"\n",
+    );
+    let (cfg, db, dir) = (&setup.cfg, setup.db(), &setup.dir);
     let envs = [("DOWNTIME_TOKEN", TOKEN)];
 
     // Run 1: until one firing has been sent.
-    let mut child = spawn_daemon(&cfg, &dir.path().join("run1.log"), &envs);
+    let mut child = spawn_daemon(cfg, &dir.path().join("run1.log"), &envs);
     wait_for("the first firing at Slack", Duration::from_secs(10), || {
         slack.received().iter().any(|r| r.status == 200)
     })
@@ -99,7 +92,7 @@ async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once()
 
     // Run 2: the catch-up.
     let spawned = Utc::now();
-    let mut child = spawn_daemon(&cfg, &dir.path().join("run2.log"), &envs);
+    let mut child = spawn_daemon(cfg, &dir.path().join("run2.log"), &envs);
     let catch_up = row_where(&db, "the catch-up row sent", |r| {
         r.fire_at > last_before && r.state == State::Sent
     })
@@ -125,7 +118,7 @@ async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once()
     // Run 3, straight after: nothing from the first gap again. It runs until one of its own
     // on-time firings is sent, so its first tick (the one that would re-apply) is long past.
     let spawned3 = Utc::now();
-    let mut child = spawn_daemon(&cfg, &dir.path().join("run3.log"), &envs);
+    let mut child = spawn_daemon(cfg, &dir.path().join("run3.log"), &envs);
     row_where(&db, "an on-time firing of run 3 sent", |r| {
         r.fire_at > spawned3 && r.created_at >= r.fire_at && r.state == State::Sent
     })

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{spawn_daemon, wait_exit, FakeSlack, Scripted};
+use common::{spawn_daemon, wait_exit, FakeSlack, Scripted, Setup};
 use slack_statusd::queue::{Queue, State};
 
 const CANARY: &str = "xoxp-SECRET-CANARY-123";
@@ -112,19 +112,12 @@ async fn the_token_appears_in_no_log_and_nowhere_in_the_database() {
             Scripted::Reply(200, None, r#"{"ok":false,"error":"user_not_found"}"#.into()),
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database = \"queue.db\"\napi_url = {:?}\n\
-             [retry]\nmax_attempts = 20\ninitial_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n\
-             [tokens.canary]\ntoken_env = \"CANARY_TOKEN\"\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-    let db = dir.path().join("queue.db");
+    let setup = Setup::new(
+        &slack,
+        "[retry]\nmax_attempts = 20\ninitial_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n\
+         [tokens.canary]\ntoken_env = \"CANARY_TOKEN\"\n",
+    );
+    let (cfg, db, dir) = (setup.cfg.clone(), setup.db(), &setup.dir);
     Queue::open(&db, true).await.unwrap().close().await;
     let envs = [("CANARY_TOKEN", CANARY)];
     for user in ["U1", "U2", "U3"] {

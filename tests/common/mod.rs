@@ -196,12 +196,7 @@ async fn set_profile(
     body: Bytes,
 ) -> Response {
     let now = Instant::now();
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
+    let token = bearer(&headers);
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -401,12 +396,7 @@ async fn get_profile(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .to_string();
+    let token = bearer(&headers);
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let user = parsed
         .get("user")
@@ -424,4 +414,111 @@ async fn get_profile(
         .cloned()
         .unwrap_or_else(|| json!({}));
     reply(200, None, json!({"ok": true, "profile": profile}))
+}
+
+/// Whether the daemon's log file contains `needle`.
+pub fn log_has(log: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|s| s.contains(needle))
+}
+
+/// A temporary folder holding a config that points at a fake Slack and keeps its queue in
+/// `queue.db` beside it: what every end-to-end test of the real binary starts from.
+pub struct Setup {
+    /// The folder; deleted when the setup is dropped.
+    pub dir: tempfile::TempDir,
+    /// `config.toml` in it.
+    pub cfg: PathBuf,
+}
+
+impl Setup {
+    /// Write `config.toml` with `database = "queue.db"`, the fake's `api_url`, then `body`.
+    pub fn new(slack: &FakeSlack, body: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config.toml");
+        let setup = Setup { dir, cfg };
+        setup.write_config(&setup.config_text(slack, body));
+        setup
+    }
+
+    /// The config text [`Setup::new`] writes for `body`.
+    pub fn config_text(&self, slack: &FakeSlack, body: &str) -> String {
+        format!(
+            "database = \"queue.db\"\napi_url = {:?}\n{body}",
+            slack.api_url()
+        )
+    }
+
+    /// Replace the config the way editors do: write a temporary file, rename it over.
+    pub fn write_config(&self, text: &str) {
+        replace_file(&self.cfg, text);
+    }
+
+    /// The queue database.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("queue.db")
+    }
+
+    /// A file in the folder (a log, a token file, ...).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Start `run` with stderr in the file `log`.
+    pub fn spawn(&self, log: &str, envs: &[(&str, &str)]) -> Child {
+        spawn_daemon(&self.cfg, &self.path(log), envs)
+    }
+
+    /// Run the binary with `--config` and `args`; returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.cfg)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// `slack-statusd set` with `args`; asserts success and returns the printed row id.
+    pub fn set(&self, args: &[&str]) -> i64 {
+        let mut full = vec!["set"];
+        full.extend_from_slice(args);
+        let out = self.cli(&full);
+        assert!(
+            out.status.success(),
+            "set: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("set prints the row id")
+    }
+
+    /// Wait until the daemon logging to `log` has started.
+    pub async fn wait_started(&self, log: &str) {
+        let log = self.path(log);
+        wait_for("daemon started", Duration::from_secs(10), || {
+            log_has(&log, "started")
+        })
+        .await;
+    }
+}
+
+/// Replace `path` the way editors do: write a temporary file, rename it over the original.
+pub fn replace_file(path: &Path, text: &str) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The bearer token of a request ("" if none).
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string()
 }
