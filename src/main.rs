@@ -278,6 +278,12 @@ fn init_logging(config: &Config) {
 
 async fn run(config: Config, dry_run: bool) -> Result<(), Failure> {
     init_logging(&config);
+    // Signal handlers first: a SIGTERM or SIGHUP during start-up must not kill the process
+    // with the default action.
+    let shutdown = CancellationToken::new();
+    stop_on_signal(shutdown.clone()).map_err(runtime)?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    daemon::watch::watch_sighup(reload_tx.clone(), shutdown.clone()).map_err(runtime)?;
     let mode = if dry_run { Mode::DryRun } else { Mode::Live };
     // Tokens first: a missing one is a config problem (exit 1), found before any file is made.
     let secrets = daemon::resolve_tokens(&config, mode).map_err(input)?;
@@ -296,10 +302,6 @@ async fn run(config: Config, dry_run: bool) -> Result<(), Failure> {
         .await
         .map_err(|e| runtime(e.at(&db_path)))?;
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    daemon::watch::watch_sighup(reload_tx.clone(), shutdown.clone()).map_err(runtime)?;
     // Keep the watcher alive for as long as the daemon runs.
     let _watcher = match daemon::watch::watch_files(&config.path, reload_tx, shutdown.clone()) {
         Ok(w) => Some(w),
@@ -322,20 +324,19 @@ async fn run(config: Config, dry_run: bool) -> Result<(), Failure> {
 }
 
 /// Cancel `shutdown` on SIGTERM or SIGINT.
-async fn stop_on_signal(shutdown: CancellationToken) {
+fn stop_on_signal(shutdown: CancellationToken) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
-    shutdown.cancel();
+    // Registered now, before anything else starts; awaited in the background.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+        shutdown.cancel();
+    });
+    Ok(())
 }
 
 async fn open_existing(config: &Config) -> Result<Queue, Failure> {

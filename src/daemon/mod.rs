@@ -121,7 +121,7 @@ struct Daemon {
     next_firing: watch_chan::Receiver<Option<DateTime<Utc>>>,
     next_firing_tx: watch_chan::Sender<Option<DateTime<Utc>>>,
     /// Shared with the external-change watcher, which wakes every worker.
-    wakers: Arc<std::sync::Mutex<Vec<Arc<Notify>>>>,
+    wakers: Wakers,
 }
 
 /// Run the daemon until `shutdown` is cancelled. `queue` must already be open and `secrets`
@@ -276,8 +276,11 @@ impl Daemon {
                 },
             );
         }
-        *self.wakers.lock().expect("wakers lock") =
-            self.workers.values().map(|h| h.wake.clone()).collect();
+        *self.wakers.lock().expect("wakers lock") = self
+            .workers
+            .iter()
+            .map(|(name, h)| (name.clone(), h.wake.clone()))
+            .collect();
         Ok(())
     }
 
@@ -410,13 +413,14 @@ async fn stop(token: CancellationToken, task: JoinHandle<()>) {
     let _ = task.await;
 }
 
-/// Wake every worker when another process changed the database (`set`, `queue retry`).
-/// SQLite's `data_version` is a cheap counter read, done at most once per [`EXTERNAL_CHECK`].
-async fn watch_external(
-    queue: Queue,
-    wakers: Arc<std::sync::Mutex<Vec<Arc<Notify>>>>,
-    shutdown: CancellationToken,
-) {
+/// Each token's worker wake-up, shared with the external-change watcher.
+type Wakers = Arc<std::sync::Mutex<HashMap<String, Arc<Notify>>>>;
+
+/// Wake the workers of tokens with pending rows when the database changed under us (`set`,
+/// `queue retry` from another process). SQLite's `data_version` is a cheap counter read, done
+/// at most once per [`EXTERNAL_CHECK`]; it also moves on the daemon's own commits, so only
+/// tokens that have pending rows are woken — not every idle worker.
+async fn watch_external(queue: Queue, wakers: Wakers, shutdown: CancellationToken) {
     let mut watcher = match queue.change_watcher().await {
         Ok(w) => w,
         Err(e) => {
@@ -429,13 +433,19 @@ async fn watch_external(
             _ = tokio::time::sleep(EXTERNAL_CHECK) => {}
             _ = shutdown.cancelled() => return,
         }
-        match watcher.changed().await {
-            Ok(true) => wakers
-                .lock()
-                .expect("wakers lock")
-                .iter()
-                .for_each(|w| w.notify_one()),
-            Ok(false) => {}
+        let tokens = match watcher.changed().await {
+            Ok(true) => queue.tokens_with_pending().await,
+            Ok(false) => continue,
+            Err(e) => Err(e),
+        };
+        match tokens {
+            Ok(tokens) => {
+                let wakers = wakers.lock().expect("wakers lock");
+                tokens
+                    .iter()
+                    .filter_map(|t| wakers.get(t))
+                    .for_each(|w| w.notify_one());
+            }
             Err(e) => tracing::warn!(error = %e, "database change check failed"),
         }
     }

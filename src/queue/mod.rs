@@ -6,9 +6,8 @@
 //! transactions: a deferred read-then-write transaction would fail with `SQLITE_BUSY` instead
 //! of waiting for another writer (the CLI, or a second connection of the pool).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,287 +16,13 @@ use sqlx::{Row as _, SqlitePool};
 
 use crate::profile::Patch;
 
+mod error;
 pub mod merge;
+mod model;
 
+pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
-
-/// An error of the queue database. Messages name the database file.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The database does not exist and may not be created here.
-    #[error("no queue database at {0}; start the daemon (`slack-statusd run`) once to create it, or pass the --config the service uses")]
-    Missing(PathBuf),
-    /// Opening the database, or a query on it, failed.
-    #[error("queue database {path}: {source}")]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// The underlying error.
-        source: sqlx::Error,
-    },
-    /// The database was written by a newer slack-statusd.
-    #[error("the queue database {path} has a newer schema than this slack-statusd knows (migration {version}); upgrade slack-statusd or point `database` elsewhere")]
-    NewerSchema {
-        /// The database file.
-        path: PathBuf,
-        /// The unknown migration's version.
-        version: i64,
-    },
-    /// Bringing the schema up to date failed for another reason.
-    #[error("cannot migrate the queue database {path}: {source}; restore a backup or point `database` elsewhere")]
-    Migrate {
-        /// The database file.
-        path: PathBuf,
-        /// The migration error.
-        source: sqlx::migrate::MigrateError,
-    },
-    /// A query failed.
-    #[error("queue database error: {0}")]
-    Sql(#[from] sqlx::Error),
-    /// Another process held a write lock for longer than the busy timeout.
-    #[error("the queue database {0} is locked by another process (waited 10 s); try again, or look for a stuck `slack-statusd` or sqlite3 holding it")]
-    Locked(PathBuf),
-    /// A stored patch did not parse (the database was edited by hand?).
-    #[error("row {id} holds an unreadable patch: {source}")]
-    BadPatch {
-        /// Row id.
-        id: i64,
-        /// The JSON error.
-        source: serde_json::Error,
-    },
-}
-
-impl QueueError {
-    /// Name the database file in an error that does not yet say which one, and say plainly
-    /// when it was locked by another process.
-    pub fn at(self, path: &Path) -> QueueError {
-        match self {
-            QueueError::Sql(e) if is_busy(&e) => QueueError::Locked(path.to_path_buf()),
-            QueueError::Sql(source) => QueueError::Open {
-                path: path.to_path_buf(),
-                source,
-            },
-            other => other,
-        }
-    }
-}
-
-fn is_busy(e: &sqlx::Error) -> bool {
-    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
-}
-
-/// The state of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Waiting to be sent.
-    Pending,
-    /// Claimed by the worker; a request is (or was, before a crash) on the wire.
-    InFlight,
-    /// Slack accepted it.
-    Sent,
-    /// Given up: a permanent error, a dead token, or too many attempts.
-    Failed,
-    /// Its token failed authentication; waits until a reload changes the token.
-    Held,
-    /// Not sent because the user set a status by hand (`respect_manual`).
-    Skipped,
-    /// A newer firing for the same target replaced everything it would set.
-    Superseded,
-    /// Its status had expired before its turn came.
-    Expired,
-}
-
-impl State {
-    /// All states, in lifecycle order.
-    pub const ALL: [State; 8] = [
-        State::Pending,
-        State::InFlight,
-        State::Sent,
-        State::Failed,
-        State::Held,
-        State::Skipped,
-        State::Superseded,
-        State::Expired,
-    ];
-
-    /// The name stored in the database and shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::InFlight => "in_flight",
-            State::Sent => "sent",
-            State::Failed => "failed",
-            State::Held => "held",
-            State::Skipped => "skipped",
-            State::Superseded => "superseded",
-            State::Expired => "expired",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for State {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        State::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown state {s:?}"))
-    }
-}
-
-/// Who an update is for: a token (by name) and a user (`None`: the token's own profile).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Target {
-    /// Token name from the config.
-    pub token: String,
-    /// User ID, or `None` for the token's own profile.
-    pub user: Option<String>,
-}
-
-impl Target {
-    fn user_col(&self) -> &str {
-        self.user.as_deref().unwrap_or("")
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.user {
-            Some(u) => write!(f, "{}/{}", self.token, u),
-            None => write!(f, "{}", self.token),
-        }
-    }
-}
-
-/// A new update to enqueue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewUpdate {
-    /// The rule that fired; `None` for `slack-statusd set`.
-    pub rule: Option<String>,
-    /// Who it is for.
-    pub target: Target,
-    /// The firing instant (for `set`, the moment the command ran).
-    pub fire_at: DateTime<Utc>,
-    /// What it sets.
-    pub patch: Patch,
-    /// Leave a hand-set status alone.
-    pub respect_manual: bool,
-}
-
-/// Advance one rule's mark, optionally enqueueing a firing (see [`Queue::advance_rules`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Advance {
-    /// The rule's name.
-    pub rule: String,
-    /// The instant it has now been scheduled up to.
-    pub until: DateTime<Utc>,
-    /// The firing to enqueue, if any.
-    pub firing: Option<NewUpdate>,
-}
-
-/// A row of the queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Update {
-    /// Row id.
-    pub id: i64,
-    /// The rule that fired, if any.
-    pub rule: Option<String>,
-    /// Who it is for.
-    pub target: Target,
-    /// The firing instant.
-    pub fire_at: DateTime<Utc>,
-    /// What it sets.
-    pub patch: Patch,
-    /// Leave a hand-set status alone.
-    pub respect_manual: bool,
-    /// Current state.
-    pub state: State,
-    /// Attempts that counted against `max_attempts`.
-    pub attempts: u32,
-    /// The last error (Slack's code, or a transport error).
-    pub last_error: Option<String>,
-    /// Not sent before this instant.
-    pub not_before: DateTime<Utc>,
-    /// When the row was written.
-    pub created_at: DateTime<Utc>,
-    /// When the row last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A target with pending rows, and when its next row may go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadyTarget {
-    /// The target.
-    pub target: Target,
-    /// `not_before` of its first pending row in firing order.
-    pub ready_at: DateTime<Utc>,
-}
-
-/// What [`Queue::claim`] took for one request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
-    /// The target's first row is not due yet, or it has no pending rows.
-    NotReady,
-    /// The rows left nothing to send; they were finished as the plan says.
-    NothingToSend(MergePlan),
-    /// The rows are now `in_flight`; send `batch.plan.patch`, then call [`Queue::finish`].
-    Send(Batch),
-}
-
-/// Rows claimed for one request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    /// Every claimed row, in firing order.
-    pub rows: Vec<Update>,
-    /// The merged request and each row's fate if it succeeds.
-    pub plan: MergePlan,
-    /// The request-start record written by the claim; [`Queue::finish`] corrects its time to
-    /// the real start, which comes after the claim's commit.
-    pub send_id: i64,
-}
-
-/// How a request ended, as the queue records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finish {
-    /// Slack accepted it: contributors `sent`, others superseded or expired.
-    Sent,
-    /// Put the rows back to `pending` without spending an attempt (rate-limited, or abandoned
-    /// at shutdown).
-    Requeue,
-    /// A transient failure: spend an attempt; rows that reached `max_attempts` fail, the rest
-    /// wait until `retry_at`.
-    Retry {
-        /// The error to record.
-        error: String,
-        /// When the rows may go again.
-        retry_at: DateTime<Utc>,
-        /// Attempts after which a row fails.
-        max_attempts: u32,
-    },
-    /// A permanent failure of these rows.
-    Fail {
-        /// Slack's error code.
-        error: String,
-    },
-    /// The token is dead: fail these rows and hold every other pending row of the token.
-    FailAndHoldToken {
-        /// Slack's error code.
-        error: String,
-    },
-    /// No request went out after all (the plan left nothing to send): finish the rows as the
-    /// plan says and forget the logged request start.
-    NotSent,
-}
+pub use model::{Advance, Batch, Claim, Finish, NewUpdate, ReadyTarget, State, Target, Update};
 
 /// Handle to the queue database. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -778,6 +503,97 @@ impl Queue {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// A watcher holding one connection of its own: `PRAGMA data_version` is per connection.
+    pub async fn change_watcher(&self) -> Result<ChangeWatcher, QueueError> {
+        let mut conn = self.pool.acquire().await?;
+        let last = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(ChangeWatcher { conn, last })
+    }
+
+    /// Put a finished-but-not-sent row (failed, held, skipped, expired, superseded) back to
+    /// `pending`, with its attempts reset. Returns whether a row changed.
+    pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, QueueError> {
+        let done = sqlx::query(
+            "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
+                 finished_at = NULL
+             WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Delete a row that is not in flight. Returns whether a row was deleted.
+    pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
+        let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many rows are in `state`.
+    pub async fn count(&self, state: State) -> Result<i64, QueueError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM updates WHERE state = ?")
+                .bind(state.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Hold every pending row of `token` (it failed with `error`): rows that arrive after the
+    /// token died wait with the others instead of burning requests.
+    pub async fn hold_token(
+        &self,
+        token: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = hold_token(&mut tx, token, error, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The status most recently sent to `target` by this daemon, if any: a status equal to it
+    /// is ours, not one the user set by hand.
+    pub async fn last_sent_status(
+        &self,
+        target: &Target,
+    ) -> Result<Option<crate::profile::Status>, QueueError> {
+        let patch: Option<String> = sqlx::query_scalar(
+            "SELECT patch FROM updates
+             WHERE token = ? AND user = ? AND state = 'sent' AND json_extract(patch, '$.status') IS NOT NULL
+             ORDER BY finished_at DESC, id DESC LIMIT 1",
+        )
+        .bind(&target.token)
+        .bind(target.user_col())
+        .fetch_optional(&self.pool)
+        .await?;
+        match patch {
+            None => Ok(None),
+            Some(text) => {
+                let p: Patch = serde_json::from_str(&text)
+                    .map_err(|source| QueueError::BadPatch { id: 0, source })?;
+                Ok(p.status)
+            }
+        }
+    }
+
+    /// Names of the tokens that have pending rows.
+    pub async fn tokens_with_pending(&self) -> Result<Vec<String>, QueueError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT token FROM updates WHERE state = 'pending'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
 }
 
 async fn hold_token(
@@ -865,17 +681,6 @@ pub struct ChangeWatcher {
     last: i64,
 }
 
-impl Queue {
-    /// A watcher holding one connection of its own: `PRAGMA data_version` is per connection.
-    pub async fn change_watcher(&self) -> Result<ChangeWatcher, QueueError> {
-        let mut conn = self.pool.acquire().await?;
-        let last = sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(ChangeWatcher { conn, last })
-    }
-}
-
 impl ChangeWatcher {
     /// Whether any other connection committed since the last call.
     pub async fn changed(&mut self) -> Result<bool, QueueError> {
@@ -885,87 +690,6 @@ impl ChangeWatcher {
         let changed = v != self.last;
         self.last = v;
         Ok(changed)
-    }
-}
-
-impl Queue {
-    /// Put a finished-but-not-sent row (failed, held, skipped, expired, superseded) back to
-    /// `pending`, with its attempts reset. Returns whether a row changed.
-    pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, QueueError> {
-        let done = sqlx::query(
-            "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
-                 finished_at = NULL
-             WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
-        )
-        .bind(id)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Delete a row that is not in flight. Returns whether a row was deleted.
-    pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
-        let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
-
-impl Queue {
-    /// How many rows are in `state`.
-    pub async fn count(&self, state: State) -> Result<i64, QueueError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM updates WHERE state = ?")
-                .bind(state.as_str())
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-}
-
-impl Queue {
-    /// Hold every pending row of `token` (it failed with `error`): rows that arrive after the
-    /// token died wait with the others instead of burning requests.
-    pub async fn hold_token(
-        &self,
-        token: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, QueueError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = hold_token(&mut tx, token, error, now).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-}
-
-impl Queue {
-    /// The status most recently sent to `target` by this daemon, if any: a status equal to it
-    /// is ours, not one the user set by hand.
-    pub async fn last_sent_status(
-        &self,
-        target: &Target,
-    ) -> Result<Option<crate::profile::Status>, QueueError> {
-        let patch: Option<String> = sqlx::query_scalar(
-            "SELECT patch FROM updates
-             WHERE token = ? AND user = ? AND state = 'sent' AND json_extract(patch, '$.status') IS NOT NULL
-             ORDER BY finished_at DESC, id DESC LIMIT 1",
-        )
-        .bind(&target.token)
-        .bind(target.user_col())
-        .fetch_optional(&self.pool)
-        .await?;
-        match patch {
-            None => Ok(None),
-            Some(text) => {
-                let p: Patch = serde_json::from_str(&text)
-                    .map_err(|source| QueueError::BadPatch { id: 0, source })?;
-                Ok(p.status)
-            }
-        }
     }
 }
 

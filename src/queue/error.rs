@@ -1,0 +1,72 @@
+//! Errors of the queue database; messages name the database file and what to do.
+
+use std::path::{Path, PathBuf};
+
+/// An error of the queue database. Messages name the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The database does not exist and may not be created here.
+    #[error("no queue database at {0}; start the daemon (`slack-statusd run`) once to create it, or pass the --config the service uses")]
+    Missing(PathBuf),
+    /// Opening the database, or a query on it, failed.
+    #[error("queue database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
+    /// The database was written by a newer slack-statusd.
+    #[error("the queue database {path} has a newer schema than this slack-statusd knows (migration {version}); upgrade slack-statusd or point `database` elsewhere")]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The unknown migration's version.
+        version: i64,
+    },
+    /// Bringing the schema up to date failed for another reason.
+    #[error("cannot migrate the queue database {path}: {source}; restore a backup or point `database` elsewhere")]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// The migration error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("queue database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// Another process held a write lock for longer than the busy timeout.
+    #[error("the queue database {0} is locked by another process (waited 10 s); try again, or look for a stuck `slack-statusd` or sqlite3 holding it")]
+    Locked(PathBuf),
+    /// A stored patch did not parse (the database was edited by hand?).
+    #[error("row {id} holds an unreadable patch: {source}")]
+    BadPatch {
+        /// Row id.
+        id: i64,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+impl QueueError {
+    /// Name the database file in an error that does not yet say which one, and say plainly
+    /// when it was locked by another process.
+    pub fn at(self, path: &Path) -> QueueError {
+        match self {
+            QueueError::Sql(e) if is_busy(&e) => QueueError::Locked(path.to_path_buf()),
+            QueueError::Sql(source) => QueueError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}

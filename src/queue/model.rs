@@ -1,0 +1,218 @@
+//! The values the queue stores and hands out: rows, targets, states, claims and outcomes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::MergePlan;
+use crate::profile::Patch;
+
+/// The state of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Waiting to be sent.
+    Pending,
+    /// Claimed by the worker; a request is (or was, before a crash) on the wire.
+    InFlight,
+    /// Slack accepted it.
+    Sent,
+    /// Given up: a permanent error, a dead token, or too many attempts.
+    Failed,
+    /// Its token failed authentication; waits until a reload changes the token.
+    Held,
+    /// Not sent because the user set a status by hand (`respect_manual`).
+    Skipped,
+    /// A newer firing for the same target replaced everything it would set.
+    Superseded,
+    /// Its status had expired before its turn came.
+    Expired,
+}
+
+impl State {
+    /// All states, in lifecycle order.
+    pub const ALL: [State; 8] = [
+        State::Pending,
+        State::InFlight,
+        State::Sent,
+        State::Failed,
+        State::Held,
+        State::Skipped,
+        State::Superseded,
+        State::Expired,
+    ];
+
+    /// The name stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::InFlight => "in_flight",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Held => "held",
+            State::Skipped => "skipped",
+            State::Superseded => "superseded",
+            State::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown state {s:?}"))
+    }
+}
+
+/// Who an update is for: a token (by name) and a user (`None`: the token's own profile).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    /// Token name from the config.
+    pub token: String,
+    /// User ID, or `None` for the token's own profile.
+    pub user: Option<String>,
+}
+
+impl Target {
+    pub(super) fn user_col(&self) -> &str {
+        self.user.as_deref().unwrap_or("")
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.user {
+            Some(u) => write!(f, "{}/{}", self.token, u),
+            None => write!(f, "{}", self.token),
+        }
+    }
+}
+
+/// A new update to enqueue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUpdate {
+    /// The rule that fired; `None` for `slack-statusd set`.
+    pub rule: Option<String>,
+    /// Who it is for.
+    pub target: Target,
+    /// The firing instant (for `set`, the moment the command ran).
+    pub fire_at: DateTime<Utc>,
+    /// What it sets.
+    pub patch: Patch,
+    /// Leave a hand-set status alone.
+    pub respect_manual: bool,
+}
+
+/// Advance one rule's mark, optionally enqueueing a firing (see [`Queue::advance_rules`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advance {
+    /// The rule's name.
+    pub rule: String,
+    /// The instant it has now been scheduled up to.
+    pub until: DateTime<Utc>,
+    /// The firing to enqueue, if any.
+    pub firing: Option<NewUpdate>,
+}
+
+/// A row of the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Row id.
+    pub id: i64,
+    /// The rule that fired, if any.
+    pub rule: Option<String>,
+    /// Who it is for.
+    pub target: Target,
+    /// The firing instant.
+    pub fire_at: DateTime<Utc>,
+    /// What it sets.
+    pub patch: Patch,
+    /// Leave a hand-set status alone.
+    pub respect_manual: bool,
+    /// Current state.
+    pub state: State,
+    /// Attempts that counted against `max_attempts`.
+    pub attempts: u32,
+    /// The last error (Slack's code, or a transport error).
+    pub last_error: Option<String>,
+    /// Not sent before this instant.
+    pub not_before: DateTime<Utc>,
+    /// When the row was written.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A target with pending rows, and when its next row may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyTarget {
+    /// The target.
+    pub target: Target,
+    /// `not_before` of its first pending row in firing order.
+    pub ready_at: DateTime<Utc>,
+}
+
+/// What [`Queue::claim`] took for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The target's first row is not due yet, or it has no pending rows.
+    NotReady,
+    /// The rows left nothing to send; they were finished as the plan says.
+    NothingToSend(MergePlan),
+    /// The rows are now `in_flight`; send `batch.plan.patch`, then call [`Queue::finish`].
+    Send(Batch),
+}
+
+/// Rows claimed for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Every claimed row, in firing order.
+    pub rows: Vec<Update>,
+    /// The merged request and each row's fate if it succeeds.
+    pub plan: MergePlan,
+    /// The request-start record written by the claim; [`Queue::finish`] corrects its time to
+    /// the real start, which comes after the claim's commit.
+    pub send_id: i64,
+}
+
+/// How a request ended, as the queue records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Slack accepted it: contributors `sent`, others superseded or expired.
+    Sent,
+    /// Put the rows back to `pending` without spending an attempt (rate-limited, or abandoned
+    /// at shutdown).
+    Requeue,
+    /// A transient failure: spend an attempt; rows that reached `max_attempts` fail, the rest
+    /// wait until `retry_at`.
+    Retry {
+        /// The error to record.
+        error: String,
+        /// When the rows may go again.
+        retry_at: DateTime<Utc>,
+        /// Attempts after which a row fails.
+        max_attempts: u32,
+    },
+    /// A permanent failure of these rows.
+    Fail {
+        /// Slack's error code.
+        error: String,
+    },
+    /// The token is dead: fail these rows and hold every other pending row of the token.
+    FailAndHoldToken {
+        /// Slack's error code.
+        error: String,
+    },
+    /// No request went out after all (the plan left nothing to send): finish the rows as the
+    /// plan says and forget the logged request start.
+    NotSent,
+}
