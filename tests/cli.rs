@@ -203,3 +203,43 @@ async fn a_first_run_from_a_shell_creates_its_state_folder() {
         Some(0)
     );
 }
+
+#[tokio::test]
+async fn under_journald_logs_carry_no_timestamp_and_never_colours() {
+    for journald in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write_config(
+            dir.path(),
+            "database = \"q.db\"\n[tokens.me]\ntoken_env = \"LOG_ME\"\n",
+        );
+        let log = dir.path().join("daemon.log");
+        let mut cmd = Command::new(common::bin());
+        cmd.args(["--config", &cfg, "run"])
+            .env("LOG_ME", "xoxp-x")
+            .env_remove("RUST_LOG");
+        cmd.stderr(std::fs::File::create(&log).unwrap());
+        if journald {
+            cmd.env("JOURNAL_STREAM", "8:12345");
+        } else {
+            cmd.env_remove("JOURNAL_STREAM");
+        }
+        let mut child = cmd.spawn().unwrap();
+        common::wait_for("started", std::time::Duration::from_secs(10), || {
+            common::log_has(&log, "started")
+        })
+        .await;
+        common::signal(&child, "TERM");
+        common::wait_exit(&mut child, std::time::Duration::from_secs(10)).await;
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !text.contains('\u{1b}'),
+            "no ANSI colours when stderr is not a terminal: {text}"
+        );
+        let first = text.lines().next().unwrap();
+        assert_eq!(
+            first.trim_start().starts_with("INFO"),
+            journald,
+            "journald: {journald}: {first}"
+        );
+    }
+}

@@ -163,3 +163,91 @@ async fn pending_updates_for_one_target_merge_into_one_request() {
         "newest first"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_commands_list_retry_and_drop_while_the_daemon_runs() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-me"]).await;
+    slack.script(
+        "xoxp-me",
+        vec![common::Scripted::Reply(
+            200,
+            None,
+            r#"{"ok":false,"error":"not_admin"}"#.into(),
+        )],
+    );
+    let setup = Setup::new(&slack, "[tokens.me]\ntoken_env = \"E2E_ME\"\n");
+    let mut child = setup.spawn("daemon.log", &[("E2E_ME", "xoxp-me")]);
+    setup.wait_started("daemon.log").await;
+    let id = setup.set(&["--token", "me", "--user", "U1", "--text", "first"]);
+    let failed = || {
+        let out = setup.cli(&["queue", "failed", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        "the row fails with Slack's code",
+        Duration::from_secs(5),
+        || !failed().is_empty(),
+    )
+    .await;
+    let row = &failed()[0];
+    assert_eq!(row["id"], id);
+    assert_eq!(row["state"], "failed");
+    assert_eq!(row["last_error"], "not_admin");
+    assert_eq!(row["user"], "U1");
+
+    // Text listing: id, state, target, instant, attempts, last error.
+    let list = String::from_utf8_lossy(&setup.cli(&["queue", "list"]).stdout).into_owned();
+    assert!(
+        list.contains(&format!("{id}"))
+            && list.contains("failed")
+            && list.contains("me/U1")
+            && list.contains("not_admin"),
+        "{list}"
+    );
+
+    // `queue retry` puts it back; the running daemon picks it up within a second or so.
+    let out = setup.cli(&["queue", "retry", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the retried row is sent", Duration::from_secs(5), || {
+        slack
+            .received()
+            .iter()
+            .filter(|r| r.status == 200 && r.profile["status_text"] == "first")
+            .count()
+            == 2
+    })
+    .await;
+    wait_for("its state is sent", Duration::from_secs(5), || {
+        String::from_utf8_lossy(&setup.cli(&["queue", "list", "--json"]).stdout)
+            .contains("\"sent\"")
+    })
+    .await;
+
+    // `queue drop` deletes a finished row; dropping it again is an input error.
+    assert!(setup
+        .cli(&["queue", "drop", &id.to_string()])
+        .status
+        .success());
+    assert_eq!(
+        setup.cli(&["queue", "drop", &id.to_string()]).status.code(),
+        Some(1)
+    );
+    assert_eq!(setup.cli(&["queue", "retry", "999"]).status.code(), Some(1));
+    assert!(
+        setup.cli(&["queue", "--json"]).stdout.is_empty(),
+        "the queue is empty"
+    );
+
+    common::signal(&child, "TERM");
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
