@@ -19,6 +19,7 @@
 //! several local times that map to one instant (a gap) are one firing.
 //! See `DST_NOTES.md` for what croner itself does at DST transitions and why we do not use it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
@@ -41,8 +42,10 @@ pub enum Schedule {
         /// Weekdays on which the rule fires.
         days: Vec<Weekday>,
     },
-    /// A crontab expression with Vixie semantics.
-    Cron(Box<croner::Cron>),
+    /// A crontab expression with Vixie semantics. Shared, not boxed: a croner object takes
+    /// about 5 KB (its year field alone is a bitmap of 5,000 years), and rules are cloned,
+    /// e.g. for the scheduler.
+    Cron(Arc<croner::Cron>),
 }
 
 /// An inclusive range of local dates on which a rule does not fire.
@@ -85,7 +88,7 @@ pub fn parse_cron(expr: &str) -> Result<Schedule, String> {
         .dom_and_dow(false)
         .build()
         .parse(expr.trim())
-        .map(|c| Schedule::Cron(Box::new(c)))
+        .map(|c| Schedule::Cron(Arc::new(c)))
         .map_err(|e| parse::cron_error_message(expr, &e))
 }
 
