@@ -629,7 +629,8 @@ async fn precision(table: &mut Table) {
 // 3. Footprint and scale
 
 /// The rules of one token: `n` rules due about 12 h from now (nothing fires during the run),
-/// half `at`/`days`, half cron, all with a status and an expiry.
+/// half `at`/`days`, half cron (the minute varies with the token), all with a status and an
+/// expiry.
 fn token_rules(out: &mut String, tok: usize, n: usize, inline: bool) {
     let later = Utc::now() + TimeDelta::hours(12);
     let (h, m) = (later.format("%H"), later.format("%M"));
@@ -642,7 +643,8 @@ fn token_rules(out: &mut String, tok: usize, n: usize, inline: bool) {
         let schedule = if r % 2 == 0 {
             format!("at = \"{h}:{m}\"\ndays = \"mon-fri\"")
         } else {
-            format!("cron = \"{} {h} * * 1-5\"", later.format("%M"))
+            // 60 distinct expressions over the config, as rules made from a few templates.
+            format!("cron = \"{} {h} * * 1-5\"", tok % 60)
         };
         let _ = write!(
             out,
