@@ -286,18 +286,40 @@ struct BudgetRun {
     r429: usize,
     /// Requests that came while the token had been told to wait.
     early: usize,
+    /// Per-window timing.
+    detail: String,
 }
 
 fn budget_result(slack: &FakeSlack) -> BudgetRun {
     let rec = slack.received();
-    let ok: Vec<Instant> = rec
+    let mut ok: Vec<Instant> = rec
         .iter()
         .filter(|r| r.status == 200)
         .map(|r| r.at)
         .collect();
-    let first = *ok.iter().min().unwrap();
-    let last = *ok.iter().max().unwrap();
+    ok.sort();
+    let (first, last) = (ok[0], ok[ok.len() - 1]);
+    // Where the time goes: from each request to the one 30 later (a window plus the
+    // throttle's margin at best), and how long each burst of 30 took to go out.
+    let gaps: Vec<String> = (30..ok.len())
+        .step_by(30)
+        .map(|i| format!("{:.3}", (ok[i] - ok[i - 30]).as_secs_f64()))
+        .collect();
+    let bursts: Vec<String> = (0..ok.len())
+        .step_by(30)
+        .map(|i| {
+            format!(
+                "{:.0}",
+                (ok[(i + 29).min(ok.len() - 1)] - ok[i]).as_secs_f64() * 1e3
+            )
+        })
+        .collect();
     BudgetRun {
+        detail: format!(
+            "window-to-window gaps (s): {}; bursts of 30 took (ms): {}",
+            gaps.join(" "),
+            bursts.join(" ")
+        ),
         span: (last - first).as_secs_f64(),
         r429: slack.limit_429s(),
         early: slack.early_after_429(),
@@ -412,6 +434,7 @@ async fn budget(table: &mut Table) {
         "  daemon: {:.2} s, {} 429s, {} early",
         daemon.span, daemon.r429, daemon.early
     );
+    println!("    {}", daemon.detail);
     let seq = budget_reactive(1).await;
     println!(
         "  reactive, sequential: {:.2} s, {} 429s, {} early",
