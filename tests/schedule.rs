@@ -1423,7 +1423,7 @@ fn cron_syntax_errors() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What croner does on its own with zoned times (recorded for DST_NOTES.md): the reason the
+// What croner does on its own with zoned times (summarised in the README, "Dependencies"): the reason the
 // module evaluates cron on naive local time instead.
 
 fn croner_native(expr: &str, tz: Tz, from: &str, n: usize) -> Vec<String> {

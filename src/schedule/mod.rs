@@ -17,8 +17,12 @@
 //! that matches the schedule on a date not in `skip`. Because `local_to_instant` never
 //! decreases as `n` grows, a walk over local time meets the firings in instant order, and
 //! several local times that map to one instant (a gap) are one firing.
-//! See `DST_NOTES.md` for what croner itself does at DST transitions and why we do not use it.
+//! The README ("Dependencies") says what croner itself does at DST transitions and why we do
+//! not use it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime, Weekday};
@@ -41,8 +45,10 @@ pub enum Schedule {
         /// Weekdays on which the rule fires.
         days: Vec<Weekday>,
     },
-    /// A crontab expression with Vixie semantics.
-    Cron(Box<croner::Cron>),
+    /// A crontab expression with Vixie semantics. Shared, not boxed: a croner object takes
+    /// about 5 KB (its year field alone is a bitmap of 5,000 years), and rules are cloned,
+    /// e.g. for the scheduler.
+    Cron(Arc<croner::Cron>),
 }
 
 /// An inclusive range of local dates on which a rule does not fire.
@@ -78,15 +84,45 @@ impl DateRange {
 ///   and Mondays". Only such stepped-star day fields differ; we keep SPEC's reading.
 /// - Croner's own extensions (`L`, `W`, `#`, a `+` prefix for DOM-and-DOW, `@daily` and
 ///   friends) are kept: they cannot change the meaning of a Vixie expression.
+///
+/// Identical expressions share one parsed object (see `PARSED_CRONS`).
 pub fn parse_cron(expr: &str) -> Result<Schedule, String> {
-    croner::parser::CronParser::builder()
+    let key = expr.trim();
+    if let Some(cron) = PARSED_CRONS.with(|m| m.borrow().get(key).and_then(Weak::upgrade)) {
+        return Ok(Schedule::Cron(cron));
+    }
+    let cron = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
         .year(croner::parser::Year::Disallowed)
         .dom_and_dow(false)
         .build()
-        .parse(expr.trim())
-        .map(|c| Schedule::Cron(Box::new(c)))
-        .map_err(|e| parse::cron_error_message(expr, &e))
+        .parse(key)
+        .map(Arc::new)
+        .map_err(|e| parse::cron_error_message(expr, &e))?;
+    PARSED_CRONS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= PARSED_CRONS_CAP {
+            m.retain(|_, w| w.strong_count() > 0);
+            if m.len() >= PARSED_CRONS_CAP {
+                m.clear();
+            }
+        }
+        m.insert(key.to_string(), Arc::downgrade(&cron));
+    });
+    Ok(Schedule::Cron(cron))
+}
+
+/// Distinct expressions [`parse_cron`] remembers per thread.
+const PARSED_CRONS_CAP: usize = 4096;
+
+thread_local! {
+    /// Expressions parsed on this thread that some rule still holds: a large config repeats a
+    /// few expressions over thousands of rules, and parsing one costs about 5 KB and 20 µs
+    /// (croner sets its year field bit by bit for 5,000 years). Parsing is a pure function of
+    /// the text, so sharing the result changes nothing; `Weak` keeps no expression alive
+    /// that no rule uses any more.
+    static PARSED_CRONS: RefCell<HashMap<String, Weak<croner::Cron>>> =
+        RefCell::new(HashMap::new());
 }
 
 /// When a rule's status expires.
