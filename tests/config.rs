@@ -743,7 +743,7 @@ fn the_demo_config_is_valid_and_every_rule_fires_within_a_minute() {
         "2026-11-23T09:00:00Z",
         "2026-12-31T23:59:31Z",
     ];
-    for r in &c.rules {
+    for r in c.rules.iter() {
         let Schedule::Cron(cron) = &r.schedule else {
             panic!(
                 "{}: the demo uses cron so that it fires at any time",

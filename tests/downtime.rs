@@ -167,7 +167,7 @@ fn hourly(expiry: &str) -> Rule {
          status_text = \"Hourly\"\nstatus_emoji = \":clock1:\"\n{expiry}\n"
     );
     let config = load_str(Path::new("downtime.toml"), &text).unwrap();
-    config.rules.into_iter().next().unwrap()
+    config.rules[0].clone()
 }
 
 /// (what, expiry line, mark, now, catch_up, the firing applied).

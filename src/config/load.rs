@@ -355,7 +355,7 @@ fn build(
         limits: globals.limits,
         retry: globals.retry,
         tokens,
-        rules,
+        rules: rules.into(),
         warnings,
     }
 }

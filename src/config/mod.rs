@@ -214,7 +214,7 @@ pub struct Config {
     /// Named tokens, by name.
     pub tokens: BTreeMap<String, TokenSource>,
     /// Rules in file order.
-    pub rules: Vec<Rule>,
+    pub rules: std::sync::Arc<[Rule]>,
     /// Warnings that do not stop the config from loading (e.g. an inline token in a readable
     /// file).
     pub warnings: Vec<String>,
