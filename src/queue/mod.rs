@@ -234,7 +234,7 @@ impl Queue {
             let mut id = None;
             if let Some(f) = &a.firing {
                 if mark.is_none_or(|m| ms(f.fire_at) > m) {
-                    id = Some(insert_update(&mut tx, f, now).await?);
+                    id = Some(insert_update(&mut *tx, f, now).await?);
                 }
             }
             sqlx::query(
@@ -265,10 +265,8 @@ impl Queue {
 
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id = insert_update(&mut tx, update, now).await?;
-        tx.commit().await?;
-        Ok(id)
+        // One statement is atomic on its own: no explicit transaction, one round trip.
+        insert_update(&self.pool, update, now).await
     }
 
     /// Targets of `token` with pending rows, each with the instant its first row (in firing
@@ -619,8 +617,8 @@ fn ids_json(ids: impl Iterator<Item = i64>) -> String {
     serde_json::to_string(&ids.collect::<Vec<_>>()).expect("ids serialize")
 }
 
-async fn insert_update(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+async fn insert_update<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
     u: &NewUpdate,
     now: DateTime<Utc>,
 ) -> Result<i64, QueueError> {
@@ -637,7 +635,7 @@ async fn insert_update(
     .bind(patch)
     .bind(u.respect_manual as i64)
     .bind(ms(now))
-    .fetch_one(&mut **tx)
+    .fetch_one(executor)
     .await?;
     Ok(id)
 }
@@ -647,28 +645,29 @@ async fn finish_plan(
     plan: &MergePlan,
     now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    for (state, ids) in [
-        (State::Sent, &plan.contributors),
-        (State::Superseded, &plan.superseded),
-        (State::Expired, &plan.expired),
-        (State::Skipped, &plan.skipped),
-    ] {
-        if ids.is_empty() {
-            continue;
-        }
-        let reason = (state == State::Skipped).then_some(SKIPPED_MANUAL);
-        sqlx::query(
-            "UPDATE updates SET state = ?1, updated_at = ?2, finished_at = ?2,
-                 last_error = coalesce(?4, last_error)
-             WHERE id IN (SELECT value FROM json_each(?3))",
-        )
-        .bind(state.as_str())
-        .bind(ms(now))
-        .bind(ids_json(ids.iter().copied()))
-        .bind(reason)
-        .execute(&mut **tx)
-        .await?;
-    }
+    // One statement for every fate: each round trip to SQLite's thread costs more than the
+    // CASE does.
+    sqlx::query(
+        "UPDATE updates SET
+             state = CASE
+                 WHEN id IN (SELECT value FROM json_each(?1)) THEN 'sent'
+                 WHEN id IN (SELECT value FROM json_each(?2)) THEN 'superseded'
+                 WHEN id IN (SELECT value FROM json_each(?3)) THEN 'expired'
+                 ELSE 'skipped' END,
+             last_error = CASE WHEN id IN (SELECT value FROM json_each(?4)) THEN ?6
+                               ELSE last_error END,
+             updated_at = ?5, finished_at = ?5
+         WHERE id IN (SELECT value FROM json_each(?1)) OR id IN (SELECT value FROM json_each(?2))
+            OR id IN (SELECT value FROM json_each(?3)) OR id IN (SELECT value FROM json_each(?4))",
+    )
+    .bind(ids_json(plan.contributors.iter().copied()))
+    .bind(ids_json(plan.superseded.iter().copied()))
+    .bind(ids_json(plan.expired.iter().copied()))
+    .bind(ids_json(plan.skipped.iter().copied()))
+    .bind(ms(now))
+    .bind(SKIPPED_MANUAL)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
