@@ -65,6 +65,20 @@ pub enum Mode {
     DryRun,
 }
 
+/// Give memory freed after parsing a config back to the OS.
+///
+/// Parsing keeps the whole spanned TOML document in memory (about 14 bytes per byte of
+/// input); glibc holds on to those pages after they are freed, so a daemon that loaded
+/// 100,000 rules would otherwise keep ~100 MB it no longer uses.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live
+    // allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Read every token of `config`. Outside `--dry-run` a token that cannot be read is an error;
 /// in a dry run it is a warning and the token is simply absent.
 pub fn resolve_tokens(
@@ -177,6 +191,7 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    release_freed_memory();
     let status = daemon.status_line().await;
     tracing::info!(
         rules = daemon.config.rules.len(),
@@ -354,6 +369,7 @@ impl Daemon {
                     self.start_scheduler().await
                 }
                 .await;
+                release_freed_memory();
                 match applied {
                     Ok(()) => tracing::info!(
                         ?trigger,
