@@ -60,6 +60,11 @@ async fn ready_status_watchdog_and_stopping() {
         "{ready}"
     );
     read_until(&sock, "WATCHDOG=1", Duration::from_secs(2), &mut seen);
+    // A reload: RELOADING=1 with MONOTONIC_USEC= (systemd 253+ insists), then READY=1 again.
+    common::signal(&child, "HUP");
+    read_until(&sock, "RELOADING=1", Duration::from_secs(5), &mut seen);
+    assert!(seen.last().unwrap().contains("MONOTONIC_USEC="), "{seen:?}");
+    read_until(&sock, "READY=1", Duration::from_secs(5), &mut seen);
     common::signal(&child, "TERM");
     read_until(&sock, "STOPPING=1", Duration::from_secs(5), &mut seen);
     assert_eq!(

@@ -17,7 +17,11 @@ pub fn status(status: &str) {
 
 /// A reload began (ended by [`status`] plus READY=1 via [`reloaded`]).
 pub fn reloading() {
-    send(&[NotifyState::Reloading]);
+    // systemd 253 and newer require MONOTONIC_USEC= with RELOADING=1.
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
 }
 
 /// A reload ended, successfully or not.
