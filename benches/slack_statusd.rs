@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::{spawn_daemon, wait_exit, wait_for, FakeSlack};
 use slack_statusd::profile::{Patch, Status};
 use slack_statusd::queue::{Claim, Finish, NewUpdate, Queue, Target};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePoolOptions;
 
 /// How long the footprint runs watch an idle daemon; CPU is scaled to a minute.
 const IDLE: Duration = Duration::from_secs(30);
@@ -965,12 +965,7 @@ async fn queue_api(path: &Path) -> f64 {
 /// one INSERT and one UPDATE per item, each its own autocommit.
 async fn queue_reference(path: &Path) -> f64 {
     Queue::open(path, true).await.unwrap().close().await;
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
+    let options = slack_statusd::queue::connect_options(path);
     // The pool as Queue::open builds it, but without the liveness ping on each acquire
     // (sqlx's default): a local file needs none, so the fastest plain loop skips it.
     let pool = SqlitePoolOptions::new()

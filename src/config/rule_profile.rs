@@ -22,18 +22,6 @@ const STANDARD: &[&str] = &[
     "first_name",
     "last_name",
 ];
-/// Keys allowed in `[rules.profile]`: the standard fields plus `fields` for custom ones.
-const PROFILE_KEYS: &[&str] = &[
-    "title",
-    "pronouns",
-    "phone",
-    "real_name",
-    "display_name",
-    "email",
-    "first_name",
-    "last_name",
-    "fields",
-];
 /// Slack rejects these as a first or last name (`reserved_name`).
 const RESERVED_NAME: &str = "slackbot";
 /// "Each field name is limited to 255 characters."
@@ -88,7 +76,8 @@ fn unknown_profile_key(label: &str, name: &str) -> String {
     format!(
         "{label}: [rules.profile] has no field {}; allowed keys are {}{hint}",
         shown(name),
-        PROFILE_KEYS.join(", ")
+        // The standard fields, plus `fields` for custom ones.
+        STANDARD.join(", ") + ", fields"
     )
 }
 

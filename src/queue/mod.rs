@@ -90,13 +90,7 @@ impl Queue {
                 })?;
             }
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+        let options = connect_options(path).create_if_missing(create);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
@@ -611,6 +605,18 @@ async fn hold_token(
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The connection settings of the queue database: WAL, `synchronous = NORMAL` (see
+/// [`Queue::open`]), foreign keys, and a 10 s busy timeout. Public so that the benchmark's
+/// plain-SQL reference runs with exactly the same durability.
+pub fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
 }
 
 fn ids_json(ids: impl Iterator<Item = i64>) -> String {
