@@ -197,11 +197,7 @@ async fn a_second_run_on_the_same_database_exits_2_naming_the_holder() {
         first.id()
     );
     assert!(second.contains("queue.db"), "names the database: {second}");
-    common::signal(&first, "TERM");
-    assert_eq!(
-        wait_exit(&mut first, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut first).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{spawn_daemon, wait_exit, wait_for, FakeSlack, Setup};
+use common::{spawn_daemon, wait_for, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 const TOKEN: &str = "xoxp-crash";
@@ -115,11 +115,7 @@ async fn sigkill_while_draining_loses_nothing_and_resends_only_what_was_in_fligh
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     q.close().await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 
     // The database: every row sent, none added by the restarts.
     let all = rows(&db).await;
@@ -202,11 +198,7 @@ async fn sigkill_never_loses_or_doubles_a_firing_of_a_rule() {
     })
     .await;
     uptimes.push((spawned, chrono::Utc::now()));
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 
     let mut all = rows(&db).await;
     all.sort_by_key(|r| r.fire_at);

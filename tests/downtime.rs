@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{spawn_daemon, wait_exit, wait_for, FakeSlack, Setup};
+use common::{spawn_daemon, wait_for, FakeSlack, Setup};
 use slack_statusd::config::{load_str, Rule};
 use slack_statusd::daemon::scheduler::firing_to_apply;
 use slack_statusd::queue::{Queue, State, Update};
@@ -53,11 +53,6 @@ async fn row_where(db: &Path, what: &str, cond: impl Fn(&Update) -> bool) -> Upd
     }
 }
 
-async fn stop(child: &mut std::process::Child) {
-    common::signal(child, "TERM");
-    assert_eq!(wait_exit(child, Duration::from_secs(10)).await, Some(0));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once() {
     let slack = FakeSlack::start(100, 100, Duration::from_secs(60), &[TOKEN]).await;
@@ -77,7 +72,7 @@ async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once()
         slack.received().iter().any(|r| r.status == 200)
     })
     .await;
-    stop(&mut child).await;
+    common::stop(&mut child).await;
     let stopped = Utc::now();
     let before = rows(&db).await;
     let last_before = before.last().expect("run 1 enqueued a firing").fire_at;
@@ -97,7 +92,7 @@ async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once()
         r.fire_at > last_before && r.state == State::Sent
     })
     .await;
-    stop(&mut child).await;
+    common::stop(&mut child).await;
     let expected = even_floor(catch_up.created_at);
     assert_eq!(
         catch_up.fire_at, expected,
@@ -123,7 +118,7 @@ async fn after_downtime_only_the_latest_missed_firing_is_applied_and_only_once()
         r.fire_at > spawned3 && r.created_at >= r.fire_at && r.state == State::Sent
     })
     .await;
-    stop(&mut child).await;
+    common::stop(&mut child).await;
 
     let all = rows(&db).await;
     let in_gap: Vec<&Update> = all

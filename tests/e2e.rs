@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_exit, wait_for, FakeSlack, Setup};
+use common::{wait_for, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,11 +30,7 @@ async fn sixty_users_on_one_admin_token_get_their_status_without_a_single_429() 
         || (0..60).all(|i| slack.profile("xoxp-admin", &format!("U{i:02}")).is_some()),
     )
     .await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 
     assert_eq!(slack.limit_429s(), 0, "no 429 at all");
     for r in &slack.received() {
@@ -77,12 +73,7 @@ async fn sigterm_leaves_pending_rows_and_a_restart_sends_them() {
         || slack.received().len() == 2,
     )
     .await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0),
-        "clean exit on SIGTERM"
-    );
+    common::stop(&mut child).await;
 
     {
         let q = Queue::open(&setup.db(), false).await.unwrap();
@@ -98,11 +89,7 @@ async fn sigterm_leaves_pending_rows_and_a_restart_sends_them() {
         || (0..6).all(|i| slack.profile("xoxp-admin", &format!("U{i}")).is_some()),
     )
     .await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
     let received = slack.received();
     for i in 0..6 {
         let user = format!("U{i}");
@@ -141,11 +128,7 @@ async fn pending_updates_for_one_target_merge_into_one_request() {
         slack.received().len() == 2
     })
     .await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
     let received = slack.received();
     assert_eq!(received.len(), 2, "two and three went out as one request");
     assert_eq!(received[1].profile["status_text"], "three");
@@ -245,9 +228,5 @@ async fn queue_commands_list_retry_and_drop_while_the_daemon_runs() {
         "the queue is empty"
     );
 
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{log_has, replace_file, wait_exit, wait_for, FakeSlack, Setup};
+use common::{log_has, replace_file, wait_for, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 /// A rule named `rule` that fires every second and sets its own name as the status text.
@@ -80,11 +80,7 @@ async fn an_edit_on_disk_reloads_and_an_invalid_one_is_rejected() {
     )
     .await;
 
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,11 +137,7 @@ async fn sighup_with_a_fixed_token_releases_its_held_rows() {
         },
     )
     .await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
     let rows = q.list(&[]).await.unwrap();
     assert_eq!(rows.iter().filter(|r| r.state == State::Sent).count(), 2);
     let bytes = std::fs::read(setup.db()).unwrap();
@@ -183,9 +175,5 @@ async fn a_changed_drop_in_reloads_like_the_main_file() {
     )
     .await;
     assert!(log_has(&setup.path("daemon.log"), "reloaded"));
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 }

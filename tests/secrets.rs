@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{spawn_daemon, wait_exit, FakeSlack, Scripted, Setup};
+use common::{spawn_daemon, FakeSlack, Scripted, Setup};
 use slack_statusd::queue::{Queue, State};
 
 const CANARY: &str = "xoxp-SECRET-CANARY-123";
@@ -177,11 +177,7 @@ async fn the_token_appears_in_no_log_and_nowhere_in_the_database() {
         || slack.received().len() > refused,
     )
     .await;
-    common::signal(&child, "TERM");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(10)).await,
-        Some(0)
-    );
+    common::stop(&mut child).await;
 
     let trace_log = std::fs::read(&log1).unwrap();
     assert!(

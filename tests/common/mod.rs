@@ -375,6 +375,16 @@ pub fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
+/// Stop a daemon with SIGTERM and assert that it exits 0 within 10 s.
+pub async fn stop(child: &mut Child) {
+    signal(child, "TERM");
+    assert_eq!(
+        wait_exit(child, Duration::from_secs(10)).await,
+        Some(0),
+        "clean exit on SIGTERM"
+    );
+}
+
 /// Wait for a child to exit within `deadline`; returns its exit code.
 pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<i32> {
     let end = Instant::now() + deadline;
