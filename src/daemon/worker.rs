@@ -137,11 +137,6 @@ impl Worker {
         })
     }
 
-    /// Whether the token failed authentication (its rows are held).
-    pub fn is_dead(&self) -> bool {
-        self.dead.is_some()
-    }
-
     /// Do one unit of work: send one request for the first target that may go now.
     pub async fn step(&mut self, shutdown: &CancellationToken) -> Result<Step, QueueError> {
         let now = self.clock.now();

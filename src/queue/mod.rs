@@ -181,16 +181,6 @@ impl Queue {
         Ok(done.rows_affected())
     }
 
-    /// The instant up to which `rule` has been scheduled, if the daemon has seen it before.
-    pub async fn rule_mark(&self, rule: &str) -> Result<Option<DateTime<Utc>>, QueueError> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT scheduled_until FROM rule_marks WHERE rule = ?")
-                .bind(rule)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(v.map(from_ms))
-    }
-
     /// Move `rule`'s mark forward to `until` (never backward), enqueueing `firing` in the same
     /// transaction if given. Returns the new row's id. See [`Queue::advance_rules`].
     pub async fn advance_rule(

@@ -54,14 +54,6 @@ impl SlidingLog {
             self.starts.pop_front();
         }
     }
-
-    /// How many starts fall in the window ending at `now` (for tests and status lines).
-    pub fn in_window(&self, now: DateTime<Utc>) -> usize {
-        self.starts
-            .iter()
-            .filter(|t| now - **t < self.window)
-            .count()
-    }
 }
 
 /// The limits of one token: its own log and one per target user. Tokens are independent, so
