@@ -318,6 +318,8 @@ impl Daemon {
             wakers,
         )
         .await?;
+        // Published now, so the READY=1 status line already names the next firing.
+        self.next_firing_tx.send_replace(scheduler.next_firing());
         let stop = self.shutdown.child_token();
         let task = self
             .tracker
