@@ -163,6 +163,8 @@ async fn rows_in_flight_at_a_crash_are_pending_again_after_restart() {
     assert_eq!(q.recover_in_flight(t(2)).await.unwrap(), 1);
     assert_eq!(state(&q, id).await, State::Pending);
     assert_eq!(q.get(id).await.unwrap().unwrap().attempts, 0);
+    // The request may have reached Slack: the throttle counts it from its claim.
+    assert_eq!(q.sends_since("me", t(0)).await.unwrap(), vec![(None, t(1))]);
 }
 
 #[tokio::test]
@@ -337,4 +339,130 @@ fn side_files_made_by_root_are_given_to_the_databases_owner() {
     slack_statusd::queue::match_owner(&db).unwrap();
     let m = std::fs::metadata(&wal).unwrap();
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_and_finishes_each_get_their_own_rows() {
+    let (_d, q) = open().await;
+    let n = 60;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let tgt = target(&format!("tok{i}"), Some(&format!("U{i}")));
+        // Two rows per target; the second merges into the same request.
+        let a = q
+            .enqueue(&status_update(&tgt, t(0), &format!("a{i}")), t(0))
+            .await
+            .unwrap();
+        let b = q
+            .enqueue(&status_update(&tgt, t(1), &format!("b{i}")), t(1))
+            .await
+            .unwrap();
+        ids.push((tgt, a, b));
+    }
+    // Every target claims, sends and finishes at the same time, as workers at one firing do.
+    let mut tasks = Vec::new();
+    for (tgt, a, b) in ids.clone() {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let Claim::Send(batch) = q.claim(&tgt, t(2)).await.unwrap() else {
+                panic!("{tgt} was not claimed")
+            };
+            let got: Vec<i64> = batch.rows.iter().map(|r| r.id).collect();
+            assert_eq!(got, vec![a, b], "{tgt} got its own rows, in firing order");
+            assert!(batch.rows.iter().all(|r| r.target == tgt));
+            assert_eq!(batch.plan.contributors, vec![b]);
+            q.finish(&batch, &Finish::Sent, t(3), t(4)).await.unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (tgt, a, b) in ids {
+        assert_eq!(state(&q, a).await, State::Superseded);
+        assert_eq!(state(&q, b).await, State::Sent);
+        let user = tgt.user.clone();
+        assert_eq!(
+            q.sends_since(&tgt.token, t(0)).await.unwrap(),
+            vec![(user, t(3))]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_row_with_an_unreadable_patch_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let q = Queue::open(&path, true).await.unwrap();
+    let tgt = target("me", None);
+    let good = q
+        .enqueue(&status_update(&tgt, t(0), "good"), t(0))
+        .await
+        .unwrap();
+    let bad = q
+        .enqueue(&status_update(&tgt, t(1), "bad"), t(1))
+        .await
+        .unwrap();
+    // Someone edits the database by hand.
+    let pool = sqlx::SqlitePool::connect_with(slack_statusd::queue::connect_options(&path))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE updates SET patch = '{not json' WHERE id = ?")
+        .bind(bad)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let Claim::Send(batch) = q.claim(&tgt, t(2)).await.unwrap() else {
+        panic!("the readable row should still go out")
+    };
+    assert_eq!(
+        batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![good]
+    );
+    let row = q.get(bad).await;
+    assert!(row.is_err(), "the bad row still cannot be read: {row:?}");
+    let failed = q.count(State::Failed).await.unwrap();
+    assert_eq!(
+        failed, 1,
+        "the unreadable row failed instead of blocking its target"
+    );
+}
+
+#[tokio::test]
+async fn advancing_many_rules_enqueues_only_firings_past_each_mark_in_order() {
+    use slack_statusd::queue::Advance;
+    let (_d, q) = open().await;
+    let tgt = target("me", None);
+    let advance = |rule: &str, at: i64, text: Option<&str>| Advance {
+        rule: rule.into(),
+        until: t(at),
+        firing: text.map(|x| NewUpdate {
+            rule: Some(rule.into()),
+            ..status_update(&tgt, t(at), x)
+        }),
+    };
+    // r2 was already scheduled up to t(10).
+    q.advance_rules(&[advance("r2", 10, None)], t(10))
+        .await
+        .unwrap();
+    let ids = q
+        .advance_rules(
+            &[
+                advance("r1", 5, Some("one")),
+                advance("r2", 5, Some("two: at or before its mark")),
+                advance("r3", 6, None),
+                advance("r4", 7, Some("four")),
+            ],
+            t(11),
+        )
+        .await
+        .unwrap();
+    assert!(ids[0].is_some() && ids[1].is_none() && ids[2].is_none() && ids[3].is_some());
+    let one = q.get(ids[0].unwrap()).await.unwrap().unwrap();
+    let four = q.get(ids[3].unwrap()).await.unwrap().unwrap();
+    assert_eq!((one.rule.as_deref(), one.fire_at), (Some("r1"), t(5)));
+    assert_eq!((four.rule.as_deref(), four.fire_at), (Some("r4"), t(7)));
+    let marks = q.rule_marks().await.unwrap();
+    assert_eq!(marks["r2"], t(10), "a mark never moves backward");
+    assert_eq!(marks["r3"], t(6));
 }

@@ -38,6 +38,12 @@ pub enum QueueError {
     /// Another process held a write lock for longer than the busy timeout.
     #[error("the queue database {0} is locked by another process (waited 10 s); try again, or look for a stuck `slack-statusd` or sqlite3 holding it")]
     Locked(PathBuf),
+    /// A claim or finish was cut off before its transaction ran (the runtime is shutting
+    /// down); nothing was written, so the worker tries again.
+    #[error(
+        "a queue write was interrupted before it ran; nothing was written, it will be retried"
+    )]
+    Interrupted,
     /// A stored patch did not parse (the database was edited by hand?).
     #[error("row {id} holds an unreadable patch: {source}")]
     BadPatch {

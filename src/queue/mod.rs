@@ -6,6 +6,7 @@
 //! transactions: a deferred read-then-write transaction would fail with `SQLITE_BUSY` instead
 //! of waiting for another writer (the CLI, or a second connection of the pool).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use sqlx::{Row as _, SqlitePool};
 
 use crate::profile::Patch;
 
+mod batch;
 mod error;
 pub mod merge;
 mod model;
@@ -27,7 +29,13 @@ pub use model::{Advance, Batch, Claim, Finish, NewUpdate, ReadyTarget, State, Ta
 /// Handle to the queue database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Queue {
+    /// Readers (`queue list`, the workers' look for ready targets) share these connections.
     pool: SqlitePool,
+    /// The one connection that writes: SQLite allows one writer at a time anyway, and waiting
+    /// here, in order, beats SQLite's busy handler, which sleeps up to 100 ms between tries.
+    writer: SqlitePool,
+    /// Gathers concurrent claims and finishes into shared transactions.
+    combiner: std::sync::Arc<batch::Combiner>,
     path: PathBuf,
 }
 
@@ -92,7 +100,7 @@ impl Queue {
         }
         let options = connect_options(path).create_if_missing(create);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
@@ -115,8 +123,20 @@ impl Queue {
                     source,
                 },
             })?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(connect_options(path))
+            .await
+            .map_err(|source| QueueError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Queue {
             pool,
+            writer,
+            combiner: Default::default(),
             path: path.to_path_buf(),
         })
     }
@@ -128,19 +148,30 @@ impl Queue {
 
     /// Close the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     /// Put rows left `in_flight` by a previous run back to `pending`: their request may or may
     /// not have reached Slack, and setting a profile is idempotent, so they are sent again.
-    /// Returns how many rows were recovered.
+    /// Each such request is logged as started at its claim, as a finished one would have been,
+    /// so that the throttle counts it. Returns how many rows were recovered.
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<u64, QueueError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // A claim stamps all rows of one request with the same `updated_at`.
+        sqlx::query(
+            "INSERT INTO sends (token, user, started_at)
+             SELECT DISTINCT token, user, updated_at FROM updates WHERE state = 'in_flight'",
+        )
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query(
             "UPDATE updates SET state = 'pending', updated_at = ? WHERE state = 'in_flight'",
         )
         .bind(ms(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -156,7 +187,7 @@ impl Queue {
         )
         .bind(ms(now))
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
@@ -176,7 +207,7 @@ impl Queue {
         )
         .bind(ms(now))
         .bind(known)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
@@ -201,44 +232,93 @@ impl Queue {
     /// Move each rule's mark forward to its `until` (never backward), enqueueing its firing,
     /// all in one transaction (one commit however many rules fire at once). A firing at or
     /// before the stored mark is not enqueued again: that is what makes a firing never
-    /// enqueued twice. Returns each new row's id, in order (`None`: nothing enqueued).
+    /// enqueued twice. Returns each new row's id, in order (`None`: nothing enqueued). Rule
+    /// names must be distinct.
     pub async fn advance_rules(
         &self,
         advances: &[Advance],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<i64>>, QueueError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut ids = Vec::with_capacity(advances.len());
+        // Set-based: a thousand rules firing at once, or a hundred thousand new rules at the
+        // first start, are three statements, not a few round trips to SQLite's thread each.
+        let names: Vec<&str> = advances.iter().map(|a| a.rule.as_str()).collect();
+        let marks: Vec<(&str, i64)> = advances
+            .iter()
+            .map(|a| (a.rule.as_str(), ms(a.until)))
+            .collect();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let stored: HashMap<String, i64> = sqlx::query(
+            "SELECT rule, scheduled_until FROM rule_marks
+             WHERE rule IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(&names).expect("names serialize"))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("rule")?, r.try_get("scheduled_until")?)))
+        .collect::<Result<_, QueueError>>()?;
+        // Which advances enqueue a row, and the rows in that order.
+        let mut new_rows = Vec::new();
+        let mut enqueues = Vec::with_capacity(advances.len());
         for a in advances {
-            let mark: Option<i64> =
-                sqlx::query_scalar("SELECT scheduled_until FROM rule_marks WHERE rule = ?")
-                    .bind(&a.rule)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let mut id = None;
-            if let Some(f) = &a.firing {
-                if mark.is_none_or(|m| ms(f.fire_at) > m) {
-                    id = Some(insert_update(&mut *tx, f, now).await?);
-                }
+            let fresh = a
+                .firing
+                .as_ref()
+                .filter(|f| stored.get(&a.rule).is_none_or(|&mark| ms(f.fire_at) > mark));
+            enqueues.push(fresh.is_some());
+            if let Some(f) = fresh {
+                let patch = serde_json::to_string(&f.patch).expect("patch serializes");
+                let target = &f.target;
+                new_rows.push((
+                    f.rule.as_deref(),
+                    target.token.as_str(),
+                    target.user_col(),
+                    ms(f.fire_at),
+                    patch,
+                    f.respect_manual as i64,
+                ));
             }
-            sqlx::query(
-                "INSERT INTO rule_marks (rule, scheduled_until) VALUES (?1, ?2)
-                 ON CONFLICT (rule) DO UPDATE SET scheduled_until = max(scheduled_until, ?2)",
+        }
+        let mut ids: Vec<i64> = Vec::new();
+        if !new_rows.is_empty() {
+            // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the
+            // ids, sorted, are the rows' in order; RETURNING itself promises no order.
+            ids = sqlx::query_scalar(
+                "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state,
+                                      not_before, created_at, updated_at)
+                 SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
+                        f.value ->> 5, 'pending', f.value ->> 3, ?2, ?2
+                 FROM json_each(?1) AS f ORDER BY f.key
+                 RETURNING id",
             )
-            .bind(&a.rule)
-            .bind(ms(a.until))
+            .bind(serde_json::to_string(&new_rows).expect("rows serialize"))
+            .bind(ms(now))
+            .fetch_all(&mut *tx)
+            .await?;
+            ids.sort_unstable();
+        }
+        if !marks.is_empty() {
+            // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
+            sqlx::query(
+                "INSERT INTO rule_marks (rule, scheduled_until)
+                 SELECT m.value ->> 0, m.value ->> 1 FROM json_each(?1) AS m WHERE true
+                 ON CONFLICT (rule) DO UPDATE
+                     SET scheduled_until = max(scheduled_until, excluded.scheduled_until)",
+            )
+            .bind(serde_json::to_string(&marks).expect("marks serialize"))
             .execute(&mut *tx)
             .await?;
-            ids.push(id);
         }
         tx.commit().await?;
-        Ok(ids)
+        let mut ids = ids.into_iter();
+        Ok(enqueues
+            .into_iter()
+            .map(|enqueued| if enqueued { ids.next() } else { None })
+            .collect())
     }
 
     /// Every rule's mark, by rule name.
-    pub async fn rule_marks(
-        &self,
-    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, QueueError> {
+    pub async fn rule_marks(&self) -> Result<HashMap<String, DateTime<Utc>>, QueueError> {
         let rows = sqlx::query("SELECT rule, scheduled_until FROM rule_marks")
             .fetch_all(&self.pool)
             .await?;
@@ -250,7 +330,7 @@ impl Queue {
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
         // One statement is atomic on its own: no explicit transaction, one round trip.
-        insert_update(&self.pool, update, now).await
+        insert_update(&self.writer, update, now).await
     }
 
     /// Targets of `token` with pending rows, each with the instant its first row (in firing
@@ -281,68 +361,17 @@ impl Queue {
             .collect()
     }
 
-    /// Claim every pending row of `target` for one request, if its first row is due at `now`.
-    /// Rows with nothing left to send are finished at once; otherwise the rows become
-    /// `in_flight` and the request's start is logged for the throttle, all in one transaction.
+    /// Claim every pending row of `target` for one request, if its first row (in firing
+    /// order) is due at `now`. Rows with nothing left to send are finished at once; otherwise
+    /// the rows become `in_flight`. Claims and finishes of concurrent callers share one
+    /// transaction (see `queue/batch.rs`).
     pub async fn claim(&self, target: &Target, now: DateTime<Utc>) -> Result<Claim, QueueError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM updates WHERE token = ? AND user = ? AND state = 'pending'
-             ORDER BY fire_at, id"
-        );
-        let raw = sqlx::query(&sql)
-            .bind(&target.token)
-            .bind(target.user_col())
-            .fetch_all(&mut *tx)
-            .await?;
-        let rows = raw
-            .iter()
-            .map(row_to_update)
-            .collect::<Result<Vec<_>, _>>()?;
-        match rows.first() {
-            Some(first) if first.not_before <= now => {}
-            _ => return Ok(Claim::NotReady),
-        }
-        let inputs: Vec<MergeInput> = rows
-            .iter()
-            .map(|r| MergeInput {
-                id: r.id,
-                patch: r.patch.clone(),
-            })
-            .collect();
-        let plan = merge(&inputs, now.timestamp());
-        if plan.patch.is_empty() {
-            finish_plan(&mut tx, &plan, now).await?;
-            tx.commit().await?;
-            return Ok(Claim::NothingToSend(plan));
-        }
-        let ids = ids_json(rows.iter().map(|r| r.id));
-        sqlx::query(
-            "UPDATE updates SET state = 'in_flight', updated_at = ?1
-             WHERE id IN (SELECT value FROM json_each(?2))",
-        )
-        .bind(ms(now))
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-        let send_id = sqlx::query_scalar(
-            "INSERT INTO sends (token, user, started_at) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(&target.token)
-        .bind(target.user_col())
-        .bind(ms(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Claim::Send(Batch {
-            rows,
-            plan,
-            send_id,
-        }))
+        self.combiner.claim(&self.writer, target, now).await
     }
 
-    /// Record how the request for `batch` (from [`Claim::Send`]) ended; it started at
-    /// `started_at`.
+    /// Record how the request for `batch` (from [`Claim::Send`]) ended, and, unless it was
+    /// [`Finish::NotSent`], that a request started at `started_at` (the throttle rebuilds its
+    /// windows from these after a restart).
     pub async fn finish(
         &self,
         batch: &Batch,
@@ -350,74 +379,9 @@ impl Queue {
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        let (rows, plan) = (&batch.rows, &batch.plan);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let ids = ids_json(rows.iter().map(|r| r.id));
-        let t = ms(now);
-        sqlx::query("UPDATE sends SET started_at = max(started_at, ?) WHERE id = ?")
-            .bind(ms(started_at))
-            .bind(batch.send_id)
-            .execute(&mut *tx)
-            .await?;
-        match outcome {
-            Finish::Sent => finish_plan(&mut tx, plan, now).await?,
-            Finish::NotSent => {
-                finish_plan(&mut tx, plan, now).await?;
-                sqlx::query("DELETE FROM sends WHERE id = ?")
-                    .bind(batch.send_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Finish::Requeue => {
-                sqlx::query(
-                    "UPDATE updates SET state = 'pending', updated_at = ?1
-                     WHERE id IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(t)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Finish::Retry {
-                error,
-                retry_at,
-                max_attempts,
-            } => {
-                sqlx::query(
-                    "UPDATE updates SET attempts = attempts + 1, last_error = ?3, updated_at = ?1,
-                         state = CASE WHEN attempts + 1 >= ?4 THEN 'failed' ELSE 'pending' END,
-                         finished_at = CASE WHEN attempts + 1 >= ?4 THEN ?1 ELSE NULL END,
-                         not_before = ?5
-                     WHERE id IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(t)
-                .bind(&ids)
-                .bind(error)
-                .bind(*max_attempts as i64)
-                .bind(ms(*retry_at))
-                .execute(&mut *tx)
-                .await?;
-            }
-            Finish::Fail { error } | Finish::FailAndHoldToken { error } => {
-                sqlx::query(
-                    "UPDATE updates SET state = 'failed', attempts = attempts + 1, last_error = ?3,
-                         updated_at = ?1, finished_at = ?1
-                     WHERE id IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(t)
-                .bind(&ids)
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
-                if matches!(outcome, Finish::FailAndHoldToken { .. }) {
-                    if let Some(first) = rows.first() {
-                        hold_token(&mut tx, &first.target.token, error, now).await?;
-                    }
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        self.combiner
+            .finish(&self.writer, batch, outcome, started_at, now)
+            .await
     }
 
     /// Start times of requests by `token` at or after `since`, per user (`""` for the token's
@@ -478,11 +442,11 @@ impl Queue {
                AND state NOT IN ('pending', 'in_flight', 'held')",
         )
         .bind(ms(before))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         sqlx::query("DELETE FROM sends WHERE started_at < ?")
             .bind(ms(sends_before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }
@@ -506,7 +470,7 @@ impl Queue {
         )
         .bind(id)
         .bind(ms(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -515,7 +479,7 @@ impl Queue {
     pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
         let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -538,7 +502,7 @@ impl Queue {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let n = hold_token(&mut tx, token, error, now).await?;
         tx.commit().await?;
         Ok(n)
@@ -609,10 +573,6 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(10))
 }
 
-fn ids_json(ids: impl Iterator<Item = i64>) -> String {
-    serde_json::to_string(&ids.collect::<Vec<_>>()).expect("ids serialize")
-}
-
 async fn insert_update<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
     u: &NewUpdate,
@@ -634,37 +594,6 @@ async fn insert_update<'e>(
     .fetch_one(executor)
     .await?;
     Ok(id)
-}
-
-async fn finish_plan(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    plan: &MergePlan,
-    now: DateTime<Utc>,
-) -> Result<(), QueueError> {
-    // One statement for every fate: each round trip to SQLite's thread costs more than the
-    // CASE does.
-    sqlx::query(
-        "UPDATE updates SET
-             state = CASE
-                 WHEN id IN (SELECT value FROM json_each(?1)) THEN 'sent'
-                 WHEN id IN (SELECT value FROM json_each(?2)) THEN 'superseded'
-                 WHEN id IN (SELECT value FROM json_each(?3)) THEN 'expired'
-                 ELSE 'skipped' END,
-             last_error = CASE WHEN id IN (SELECT value FROM json_each(?4)) THEN ?6
-                               ELSE last_error END,
-             updated_at = ?5, finished_at = ?5
-         WHERE id IN (SELECT value FROM json_each(?1)) OR id IN (SELECT value FROM json_each(?2))
-            OR id IN (SELECT value FROM json_each(?3)) OR id IN (SELECT value FROM json_each(?4))",
-    )
-    .bind(ids_json(plan.contributors.iter().copied()))
-    .bind(ids_json(plan.superseded.iter().copied()))
-    .bind(ids_json(plan.expired.iter().copied()))
-    .bind(ids_json(plan.skipped.iter().copied()))
-    .bind(ms(now))
-    .bind(SKIPPED_MANUAL)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// The reason recorded on rows skipped under `respect_manual`.

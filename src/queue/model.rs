@@ -179,9 +179,6 @@ pub struct Batch {
     pub rows: Vec<Update>,
     /// The merged request and each row's fate if it succeeds.
     pub plan: MergePlan,
-    /// The request-start record written by the claim; [`Queue::finish`] corrects its time to
-    /// the real start, which comes after the claim's commit.
-    pub send_id: i64,
 }
 
 /// How a request ended, as the queue records it.
@@ -213,6 +210,6 @@ pub enum Finish {
         error: String,
     },
     /// No request went out after all (the plan left nothing to send): finish the rows as the
-    /// plan says and forget the logged request start.
+    /// plan says; no request start is logged.
     NotSent,
 }
