@@ -178,6 +178,12 @@ impl Scheduler {
                 return Err(e);
             }
         };
+        // Wake the workers first: a thousand requests should not wait for a thousand log lines.
+        for (&(_, i), id) in due.iter().zip(&ids) {
+            if let (Some(_), Some(w)) = (id, self.wakers.get(&self.rules[i].token)) {
+                w.notify_one();
+            }
+        }
         let mut enqueued = Vec::new();
         for ((at, i), (advance, id)) in due.into_iter().zip(advances.iter().zip(ids)) {
             let rule = &self.rules[i];
@@ -185,9 +191,6 @@ impl Scheduler {
             match (&advance.firing, id) {
                 (Some(f), Some(id)) => {
                     tracing::info!(rule = %rule.name, target = %f.target, id, at = %f.fire_at, "fired");
-                    if let Some(w) = self.wakers.get(&rule.token) {
-                        w.notify_one();
-                    }
                     enqueued.push(id);
                 }
                 _ => {
