@@ -25,13 +25,17 @@
 //! A header-looking line inside a multi-line string can therefore only make the split
 //! give up or fail to parse, never mislead it: the whole file is then parsed as one.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 /// How the split treats a line that starts (after blanks) with `[`.
 #[derive(Debug, PartialEq, Eq)]
-enum Header {
-    /// `[[rules]]` or `[tokens.NAME]`: a section may start here.
-    Cut,
+enum Header<'t> {
+    /// `[[rules]]` (`token` is `None`) or `[tokens.NAME]`: a section may start here.
+    Cut {
+        /// The NAME of `[tokens.NAME]`.
+        token: Option<&'t str>,
+    },
     /// A header under `rules.`: part of the `[[rules]]` entry before it.
     Rule,
     /// Anything else: the split gives up once a cut has been made.
@@ -39,8 +43,8 @@ enum Header {
 }
 
 /// The byte ranges of the sections of `text`, or `None` when the file should be parsed as
-/// one piece (no place to cut, or a header after the first cut that the split cannot
-/// vouch for).
+/// one piece (no place to cut, a header after the first cut that the split cannot vouch
+/// for, or a token defined twice).
 ///
 /// The first section is everything before the first cut: the top-level settings and
 /// `[limits]`/`[retry]`. Each later section starts at a cut line and runs to the next cut
@@ -49,20 +53,29 @@ enum Header {
 pub(crate) fn split(text: &str, min_len: usize) -> Option<Vec<Range<usize>>> {
     let mut starts = vec![0];
     let mut start = 0;
+    let mut tokens = HashSet::new();
     for line in lines(text) {
         let trimmed = text[line.clone()].trim_start_matches([' ', '\t']);
         if !trimmed.starts_with('[') {
             continue;
         }
         let cut_made = starts.len() > 1;
-        match header(trimmed) {
+        let kind = header(trimmed);
+        if let Header::Cut { token: Some(name) } = kind {
+            // A token defined twice is an error that only the parse of the whole file reports
+            // as it should; seeing it here saves parsing and walking the sections in vain.
+            if !tokens.insert(name) {
+                return None;
+            }
+        }
+        match kind {
             // The first cut is always made: the first section must hold neither rules nor
             // tokens, which the caller checks.
-            Header::Cut if !cut_made || line.start - start >= min_len => {
+            Header::Cut { .. } if !cut_made || line.start - start >= min_len => {
                 starts.push(line.start);
                 start = line.start;
             }
-            Header::Cut | Header::Rule => {}
+            Header::Cut { .. } | Header::Rule => {}
             Header::Other if cut_made => return None,
             Header::Other => {}
         }
@@ -89,17 +102,17 @@ fn lines(text: &str) -> impl Iterator<Item = Range<usize>> + '_ {
 /// What kind of header `line` (starting with `[`, leading blanks removed) is. Only exact
 /// spellings count as cuts, so that the header's key path is certain without a TOML parser;
 /// whether the line really is a header is left to the parser of the section.
-fn header(line: &str) -> Header {
+fn header(line: &str) -> Header<'_> {
     if let Some(rest) = line.strip_prefix("[[rules]]") {
-        return cut_if_ends(rest);
+        return cut_if_ends(rest, None);
     }
     if let Some(rest) = line.strip_prefix("[tokens.") {
         let name_len = rest
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
             .unwrap_or(rest.len());
         if name_len > 0 {
-            if let Some(rest) = rest[name_len..].strip_prefix(']') {
-                return cut_if_ends(rest);
+            if let Some(after) = rest[name_len..].strip_prefix(']') {
+                return cut_if_ends(after, Some(&rest[..name_len]));
             }
         }
         return Header::Other;
@@ -112,10 +125,10 @@ fn header(line: &str) -> Header {
 }
 
 /// A cut, if nothing but blanks or a comment follows the header on its line.
-fn cut_if_ends(rest: &str) -> Header {
+fn cut_if_ends<'t>(rest: &str, token: Option<&'t str>) -> Header<'t> {
     let rest = rest.trim_start_matches([' ', '\t']);
     if rest.is_empty() || rest.starts_with('#') {
-        Header::Cut
+        Header::Cut { token }
     } else {
         Header::Other
     }
@@ -184,10 +197,25 @@ mod tests {
     }
 
     #[test]
+    fn a_token_defined_twice_is_left_to_the_whole_file() {
+        let text = |second: &str| {
+            format!("[tokens.a]\ntoken_env = \"A\"\n[[rules]]\nname = \"r\"\n[tokens.{second}]\n")
+        };
+        assert_eq!(pieces(&text("a"), 0), None);
+        assert_eq!(pieces(&text("b"), 0).map(|p| p.len()), Some(4));
+    }
+
+    #[test]
     fn header_kinds() {
-        assert_eq!(header("[[rules]]"), Header::Cut);
-        assert_eq!(header("[[rules]]\t# c"), Header::Cut);
-        assert_eq!(header("[tokens.Alice_2]"), Header::Cut);
+        let rules = Header::Cut { token: None };
+        assert_eq!(header("[[rules]]"), rules);
+        assert_eq!(header("[[rules]]\t# c"), rules);
+        assert_eq!(
+            header("[tokens.Alice_2] # x"),
+            Header::Cut {
+                token: Some("Alice_2")
+            }
+        );
         assert_eq!(header("[tokens.]"), Header::Other);
         assert_eq!(header("[tokens.a]b"), Header::Other);
         assert_eq!(header("[rules.profile.fields]"), Header::Rule);
