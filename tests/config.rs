@@ -872,3 +872,65 @@ fn problems_are_sorted_by_file_in_reading_order() {
         vec![path.clone(), d.join("05-bad.toml"), d.join("10-x.toml")]
     );
 }
+
+/// A config large enough to be parsed in sections: 40 tokens with 10 rules each, tokens
+/// between rules as in a generated file. Returns the text and, per rule, the line of its
+/// `[[rules]]` header.
+fn large_config() -> (String, Vec<usize>) {
+    let mut text = String::from("timezone = \"UTC\"\n[limits]\nper_user = 5\n");
+    let mut headers = Vec::new();
+    for t in 0..40 {
+        text.push_str(&format!("[tokens.t{t}]\ntoken_env = \"T{t}\"\n"));
+        for r in 0..10 {
+            headers.push(text.lines().count() + 1);
+            text.push_str(&format!(
+                "[[rules]]\nname = \"t{t}-r{r}\"\ntoken = \"t{t}\"\nat = \"09:{r:02}\"\n\
+                 status_text = \"Focus {r}\"\n  [rules.profile]\n  title = \"T{t}\"\n"
+            ));
+        }
+    }
+    (text, headers)
+}
+
+#[test]
+fn a_large_file_parsed_in_sections_locates_every_problem() {
+    let (text, headers) = large_config();
+    // Sections are cut at 8 KiB or more.
+    assert!(text.len() > 5 * 8192, "{} bytes", text.len());
+    let config = valid(&text);
+    assert_eq!(config.rules.len(), 400);
+    assert_eq!(config.tokens.len(), 40);
+    assert_eq!(config.rules[399].name, "t39-r9");
+    assert_eq!(config.rules[399].profile["title"], json!("T39"));
+
+    // Problems in rules far apart, and a name used again much later.
+    let (a, b, c) = (headers[120], headers[250], headers[290]);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[a + 2] = "at = \"25:00\"".into(); // line a + 3: `at` of rule #121
+    lines[b] = "name = \"t12-r0\"".into(); // line b + 1: rule #251 renamed
+    lines[c + 5] = "  titel = \"T\"".into(); // line c + 6: in rule #291's profile
+    let broken = lines.join("\n") + "\n";
+    let shown: Vec<String> = problems(&broken).iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            format!(
+                "{FILE}:{}:6: rule \"t12-r0\": at: \"25:00\" is not a time of day; write \
+                 \"HH:MM\" or \"HH:MM:SS\", e.g. \"09:30\"",
+                a + 3
+            ),
+            format!(
+                "{FILE}:{}:8: rule name \"t12-r0\" is already used at {FILE}:{}:8; rule names \
+                 must be unique across all files, so rename one",
+                b + 1,
+                a + 1
+            ),
+            format!(
+                "{FILE}:{}:3: rule \"t29-r0\": [rules.profile] has no field \"titel\"; allowed \
+                 keys are title, pronouns, phone, real_name, display_name, email, first_name, \
+                 last_name, fields",
+                c + 6
+            ),
+        ]
+    );
+}

@@ -11,6 +11,7 @@
 //!   names, defined tokens), defaults, warnings.
 //! - `top`: the walk of one file — TOML syntax, top-level keys, `[limits]`, `[retry]`,
 //!   `[tokens.*]`.
+//! - `sections`: where a large file may be cut so that its parts are parsed one at a time.
 //! - `rules`, `rule_profile`: one `[[rules]]` entry and its `[rules.profile]`.
 //! - `walk`: typed reads of spanned values that record a located problem instead of failing.
 //! - `parse`: the small languages inside strings — times, days, dates, durations.
@@ -35,6 +36,7 @@ mod paths;
 mod rule_profile;
 mod rules;
 mod secret;
+mod sections;
 mod span;
 mod top;
 mod walk;

@@ -51,6 +51,7 @@ pub(crate) struct Named {
 }
 
 /// What the walk of one rule produced.
+#[derive(Debug)]
 pub(crate) struct RuleDraft {
     /// How messages name the rule: `rule "coffee"`, or `rule #3` (its place in the file)
     /// when it has no valid name.
@@ -66,6 +67,7 @@ pub(crate) struct RuleDraft {
 }
 
 /// The validated parts of a rule that need nothing from other files.
+#[derive(Debug)]
 pub(crate) struct RuleBody {
     /// `user`.
     pub user: Option<String>,
@@ -218,9 +220,10 @@ fn required(
         return None;
     };
     let text = ctx.non_empty(&format!("{label}: {key}"), v)?;
+    let text = text.trim().to_string();
     Some(Named {
-        text: text.trim().to_string(),
-        span: v.span(),
+        text,
+        span: ctx.in_file(v.span()),
     })
 }
 

@@ -1,7 +1,5 @@
 //! Byte offsets (what the TOML parser gives) to the 1-based line and column people see.
 
-use std::ops::Range;
-
 /// The start of every line of one text, for turning byte offsets into line and column.
 ///
 /// Columns count characters (Unicode scalar values), not bytes, so that a column points at
@@ -35,11 +33,6 @@ impl<'t> LineIndex<'t> {
         let start = self.starts[line - 1];
         let col = self.text[start..offset].chars().count() + 1;
         (line, col)
-    }
-
-    /// The position of the start of `span`.
-    pub(crate) fn start_of(&self, span: &Range<usize>) -> (usize, usize) {
-        self.position(span.start)
     }
 }
 

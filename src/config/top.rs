@@ -1,6 +1,8 @@
 //! The walk over one file: the TOML syntax check, the top-level keys, `[limits]`, `[retry]`
 //! and `[tokens.*]`; each `[[rules]]` entry is handed to [`super::rules`].
 
+use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use chrono_tz::Tz;
 use toml::de::{DeTable, DeValue};
 
 use super::rules::{self, Named, RuleDraft};
+use super::sections;
 use super::walk::{looks_like_token, shown, Ctx, Table, Value};
 use super::{Limits, RetryPolicy, Secret};
 use crate::schedule::DateRange;
@@ -85,6 +88,7 @@ impl Default for Globals {
 
 /// A token source as written; a relative `token_file` is resolved once the file's place is
 /// known.
+#[derive(Debug)]
 pub(crate) enum RawToken {
     /// `token_env`.
     Env(String),
@@ -95,6 +99,7 @@ pub(crate) enum RawToken {
 }
 
 /// One `[tokens.NAME]` table.
+#[derive(Debug)]
 pub(crate) struct TokenDraft {
     /// The name, at its key.
     pub name: Named,
@@ -103,7 +108,7 @@ pub(crate) struct TokenDraft {
 }
 
 /// What one file defines.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct FileOut {
     /// Top-level settings (main file only).
     pub globals: Option<Globals>,
@@ -113,9 +118,35 @@ pub(crate) struct FileOut {
     pub rules: Vec<RuleDraft>,
 }
 
+/// Sections shorter than this are not cut off on their own: parsing many tiny pieces costs
+/// time (cutting at every header made 10,000 one-token drop-ins load 10% slower), while a
+/// section of this size has a parse tree of a few hundred kilobytes.
+const SECTION_BYTES: usize = 8 * 1024;
+
 /// Parse and walk one file. `main` is `None` for the main file, or the main file's path
 /// for a drop-in (to tell the user where a setting belongs).
 pub(crate) fn walk_file(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>) -> FileOut {
+    walk_file_in(ctx, text, main, SECTION_BYTES)
+}
+
+/// [`walk_file`] with the minimum section length as a parameter, so that tests can cut
+/// small files at every possible place.
+fn walk_file_in(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>, min_len: usize) -> FileOut {
+    if let Some(sections) = sections::split(text, min_len) {
+        let before = ctx.count();
+        if let Some(out) = walk_sections(ctx, text, &sections, main) {
+            return out;
+        }
+        // The pieces do not stand on their own (a syntax error, a cut inside a multi-line
+        // string, two pieces that define the same token, ...). The parse of the whole file
+        // decides, and reports exactly what it always has.
+        ctx.forget_since(before);
+    }
+    walk_whole(ctx, text, main)
+}
+
+/// Parse the whole file at once and walk it.
+fn walk_whole(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>) -> FileOut {
     let mut out = FileOut::default();
     let doc = match DeTable::parse(text) {
         Ok(doc) => doc,
@@ -129,6 +160,18 @@ pub(crate) fn walk_file(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>) -> F
         }
     };
     let doc = doc.get_ref();
+    top_level(ctx, doc, main, &mut out);
+    if let Some(v) = doc.get("tokens") {
+        out.tokens = tokens(ctx, v);
+    }
+    if let Some(v) = doc.get("rules") {
+        out.rules = rules_list(ctx, v, 1);
+    }
+    out
+}
+
+/// The keys and settings at the top level of a file, other than tokens and rules.
+fn top_level(ctx: &mut Ctx<'_>, doc: &Table<'_>, main: Option<&Path>, out: &mut FileOut) {
     match main {
         None => {
             ctx.unknown_keys(doc, TOP_KEYS, "");
@@ -136,13 +179,69 @@ pub(crate) fn walk_file(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>) -> F
         }
         Some(main) => drop_in_keys(ctx, doc, main),
     }
-    if let Some(v) = doc.get("tokens") {
-        out.tokens = tokens(ctx, v);
+}
+
+/// Parse and walk the file one section at a time (see [`sections`]); the tree of only one
+/// section exists at any time. `None`, with problems possibly recorded, when a section does
+/// not parse on its own or the sections could mean something else together than the whole
+/// file: then only the parse of the whole file can tell what the file means.
+fn walk_sections(
+    ctx: &mut Ctx<'_>,
+    text: &str,
+    sections: &[Range<usize>],
+    main: Option<&Path>,
+) -> Option<FileOut> {
+    let (first, rest) = sections.split_first()?;
+    let mut out = FileOut::default();
+    {
+        let doc = DeTable::parse(&text[first.clone()]).ok()?;
+        let doc = doc.get_ref();
+        // Rules or tokens here would be continued by the sections below, which is beyond
+        // what they can be checked for.
+        if doc.contains_key("rules") || doc.contains_key("tokens") {
+            return None;
+        }
+        top_level(ctx, doc, main, &mut out);
     }
-    if let Some(v) = doc.get("rules") {
-        out.rules = rules_list(ctx, v);
+    let mut token_names = BTreeSet::new();
+    // Rules are numbered across the file, as `rule #N` in messages.
+    let mut rules_before = 0;
+    for section in rest {
+        let doc = DeTable::parse(&text[section.clone()]).ok()?;
+        let doc = doc.get_ref();
+        let mut section_tokens = None;
+        let mut section_rules = None;
+        for (key, v) in doc.iter() {
+            match (key.get_ref().as_ref(), v.get_ref()) {
+                // Tables made by [tokens.NAME] headers, which may repeat across sections
+                // but not with the same NAME.
+                ("tokens", DeValue::Table(t)) => {
+                    for name in t.keys() {
+                        if !token_names.insert(name.get_ref().to_string()) {
+                            return None;
+                        }
+                    }
+                    section_tokens = Some(v);
+                }
+                // The array of tables that [[rules]] appends to. A table instead would be a
+                // [rules.x] header meant for the previous section's last rule.
+                ("rules", DeValue::Array(items)) => section_rules = Some((v, items.len())),
+                _ => return None,
+            }
+        }
+        ctx.section(section.start, |ctx| {
+            if let Some(v) = section_tokens {
+                out.tokens.extend(tokens(ctx, v));
+            }
+            if let Some((v, count)) = section_rules {
+                out.rules.extend(rules_list(ctx, v, rules_before + 1));
+                rules_before += count;
+            }
+        });
     }
-    out
+    // The order of a parse of the whole file, whose tables are sorted by key.
+    out.tokens.sort_by(|a, b| a.name.text.cmp(&b.name.text));
+    Some(out)
 }
 
 /// A drop-in holds only tokens and rules; anything else belongs in the main file.
@@ -315,7 +414,7 @@ fn tokens(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<TokenDraft> {
                 source: token_source(ctx, &label, value),
                 name: Named {
                     text: name,
-                    span: key.span(),
+                    span: ctx.in_file(key.span()),
                 },
             }
         })
@@ -397,8 +496,9 @@ fn env_var_name(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>, s: &str) -> Option
     Some(s.to_string())
 }
 
-/// `[[rules]]`: a list of rule tables.
-fn rules_list(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<RuleDraft> {
+/// `[[rules]]`: a list of rule tables, the first of which is the `first_number`th rule of
+/// the file.
+fn rules_list(ctx: &mut Ctx<'_>, v: &Value<'_>, first_number: usize) -> Vec<RuleDraft> {
     let DeValue::Array(items) = v.get_ref() else {
         let expected = "a list of tables: write [[rules]] (two brackets) above each rule";
         ctx.wrong_type("rules", expected, v.get_ref(), &v.span());
@@ -407,6 +507,211 @@ fn rules_list(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<RuleDraft> {
     items
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| rules::rule(ctx, i + 1, item))
+        .filter_map(|(i, item)| rules::rule(ctx, first_number + i, item))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A config whose tokens and rules are spread over many sections: tokens between
+    /// rules, sub-tables of rules, and values over several lines.
+    const SPREAD: &str = r#"database = "q.db"
+timezone = "Europe/Berlin"
+[limits]
+per_user = 5
+[tokens.alice]
+token_env = "SLACK_TOKEN_ALICE"
+[[rules]]
+name = "morning"
+token = "alice"
+at = ["09:00", "13:30"]
+days = "mon-fri"
+status_text = "Coffee"
+expire_after = "2h"
+  [rules.profile]
+  title = "Barista"
+  [rules.profile.fields.Xf01]
+  value = "v"
+[tokens.bob]
+token_file = "bob.token"
+[[rules]] # the evening rule
+name = "evening"
+token = "bob"
+cron = "0 18 * * 1-5"
+clear_status = true
+[[rules]]
+name = "note"
+token = "alice"
+at = "12:00"
+status_text = """
+Lunch"""
+skip_dates = [
+  "2026-12-24",
+]
+"#;
+
+    /// The walk of `text` cut at every possible header, and the walk of the whole file, as
+    /// text: what each found and every problem.
+    fn both_ways(text: &str, main: Option<&Path>) -> (String, String) {
+        let file = Path::new("c.toml");
+        let mut cut = Ctx::new(file, text);
+        let cut_out = walk_file_in(&mut cut, text, main, 0);
+        let mut whole = Ctx::new(file, text);
+        let whole_out = walk_whole(&mut whole, text, main);
+        (
+            format!("{cut_out:#?}\n{:#?}", cut.take_problems()),
+            format!("{whole_out:#?}\n{:#?}", whole.take_problems()),
+        )
+    }
+
+    /// The problems of the walk of `text` section by section, which must not fall back to
+    /// the whole file, as `line:col: message`.
+    fn section_problems(text: &str) -> Vec<String> {
+        let sections = sections::split(text, 0).expect("the file has sections");
+        let mut ctx = Ctx::new(Path::new("c.toml"), text);
+        assert!(walk_sections(&mut ctx, text, &sections, None).is_some());
+        ctx.take_problems()
+            .iter()
+            .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn errors_in_a_later_section_are_located_in_the_file() {
+        let rule = |name: &str| {
+            format!("[[rules]]\nname = \"{name}\"\ntoken = \"a\"\nat = \"09:00\"\nstatus_text = \"x\"\n")
+        };
+        let text = format!(
+            "[tokens.a]\ntoken_env = \"A\"\n{}{}[[rules]]\ntoken = \"a\"\nat = \"25:00\"\nstatus_text = 5\n",
+            rule("one"),
+            rule("two")
+        );
+        assert_eq!(
+            section_problems(&text),
+            [
+                "13:1: rule #3: name is missing; add a unique name, e.g. name = \"coffee\"",
+                "15:6: rule #3: at: \"25:00\" is not a time of day; write \"HH:MM\" or \
+                 \"HH:MM:SS\", e.g. \"09:30\"",
+                "16:15: rule #3: status_text must be a string (in double quotes), not an integer",
+            ]
+        );
+        // Spans kept for the checks across files point into the file as well.
+        let sections = sections::split(&text, 0).unwrap();
+        let mut ctx = Ctx::new(Path::new("c.toml"), &text);
+        let out = walk_sections(&mut ctx, &text, &sections, None).unwrap();
+        let name = out.rules[1].name.as_ref().unwrap();
+        assert_eq!(ctx.location(&name.span), "c.toml:9:8");
+    }
+
+    #[test]
+    fn sections_mean_what_the_whole_file_means() {
+        let (cut, whole) = both_ways(SPREAD, None);
+        assert_eq!(cut, whole);
+        assert_eq!(section_problems(SPREAD), Vec::<String>::new());
+        for seed in [
+            include_str!("../../config/example.toml"),
+            include_str!("../../config/config.toml"),
+        ] {
+            let (cut, whole) = both_ways(seed, None);
+            assert_eq!(cut, whole);
+        }
+    }
+
+    #[test]
+    fn a_multi_line_string_holding_header_lines_is_one_value() {
+        let text = SPREAD.replace(
+            "\nLunch\"\"\"",
+            "\n[[rules]]\n[tokens.carol]\n  [x]\n\"\"\"",
+        );
+        assert_ne!(text, SPREAD);
+        let (cut, whole) = both_ways(&text, None);
+        assert_eq!(cut, whole);
+        assert!(
+            cut.contains("\"[[rules]]\\n[tokens.carol]\\n  [x]\\n\""),
+            "{cut}"
+        );
+        assert!(cut.contains("label: \"rule \\\"note\\\"\""), "{cut}");
+        assert!(cut.ends_with("\n[]"), "{cut}");
+    }
+
+    #[test]
+    fn edits_that_make_a_cut_tricky_mean_the_same_cut_or_whole() {
+        // Lines that change what the following lines belong to, or break the file.
+        let inserts = [
+            "[[rules]]",
+            "[tokens.alice]",
+            "[tokens.dave]",
+            "[rules.profile]",
+            "[tokens]",
+            "[limits]",
+            "rules = []",
+            "tokens.x.token_env = \"X\"",
+            "s = \"\"\"",
+            "a = [",
+            "name = \"x\"",
+        ];
+        let lines: Vec<&str> = SPREAD.lines().collect();
+        let main = Path::new("main.toml");
+        let (mut edits, mut cut_walks) = (0, 0);
+        for i in 0..=lines.len() {
+            let mut variants = vec![];
+            for insert in inserts {
+                let mut l = lines.clone();
+                l.insert(i, insert);
+                variants.push(l.join("\n"));
+            }
+            if i < lines.len() {
+                let mut l = lines.clone();
+                l.remove(i);
+                variants.push(l.join("\n"));
+                let mut l = lines.clone();
+                l.insert(i, lines[i]);
+                variants.push(l.join("\n"));
+            }
+            // As the main file and as a drop-in, on alternate lines (both would take twice
+            // the time and find little more).
+            let main = (i % 2 == 1).then_some(main);
+            for text in variants {
+                let (cut, whole) = both_ways(&text, main);
+                assert_eq!(cut, whole, "in:\n{text}");
+                let mut ctx = Ctx::new(main.unwrap_or(Path::new("c.toml")), &text);
+                if let Some(sections) = sections::split(&text, 0) {
+                    cut_walks +=
+                        usize::from(walk_sections(&mut ctx, &text, &sections, main).is_some());
+                }
+                edits += 1;
+            }
+        }
+        // Many edits keep the file walkable section by section (the others break it or
+        // need the whole file), so many comparisons above are of two different walks, not
+        // of the whole-file walk with itself.
+        assert!(cut_walks * 4 > edits, "{cut_walks} of {edits}");
+    }
+
+    #[test]
+    fn a_token_defined_in_two_sections_is_reported_as_by_the_parser() {
+        let text = "[tokens.a]\ntoken_env = \"A\"\n[[rules]]\nname = \"r\"\n[tokens.a]\n\
+                    token_env = \"B\"\n";
+        let (cut, whole) = both_ways(text, None);
+        assert_eq!(cut, whole);
+        assert!(
+            cut.contains("line: 5") && cut.contains("invalid TOML: duplicate key"),
+            "{cut}"
+        );
+    }
+
+    #[test]
+    fn a_profile_after_a_token_belongs_to_the_rule_before_it() {
+        let text = "[tokens.a]\ntoken_env = \"A\"\n[[rules]]\nname = \"r\"\ntoken = \"a\"\n\
+                    at = \"09:00\"\n[tokens.b]\ntoken_env = \"B\"\n[rules.profile]\ntitle = \"T\"\n";
+        let (cut, whole) = both_ways(text, None);
+        assert_eq!(cut, whole);
+        // The rule sets its title, and nothing is reported.
+        assert!(cut.contains("\"title\": String(\"T\")"), "{cut}");
+        assert!(cut.ends_with("\n[]"), "{cut}");
+    }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Ctx<'t> {
     lines: LineIndex<'t>,
     /// Problems in the order they were found; sorted when the file is done.
     problems: Vec<Problem>,
+    /// Where in the file the text being walked starts: spans from a parse of one section
+    /// (see [`super::sections`]) count from the section's start, not the file's.
+    base: usize,
 }
 
 impl<'t> Ctx<'t> {
@@ -37,6 +40,7 @@ impl<'t> Ctx<'t> {
             file: file.to_path_buf(),
             lines: LineIndex::new(text),
             problems: Vec::new(),
+            base: 0,
         }
     }
 
@@ -45,9 +49,24 @@ impl<'t> Ctx<'t> {
         &self.file
     }
 
+    /// Walk a section that starts at byte `start` of the file: spans given to `walk` count
+    /// from there. Spans kept after the walk must be made whole-file ones with [`Self::in_file`].
+    pub(crate) fn section<R>(&mut self, start: usize, walk: impl FnOnce(&mut Self) -> R) -> R {
+        let outer = std::mem::replace(&mut self.base, start);
+        let result = walk(self);
+        self.base = outer;
+        result
+    }
+
+    /// `span` of the text being walked as a span of the whole file, for keeping beyond the
+    /// walk of its section (e.g. a name checked for uniqueness once all files are read).
+    pub(crate) fn in_file(&self, span: Range<usize>) -> Range<usize> {
+        span.start + self.base..span.end + self.base
+    }
+
     /// Record a problem at the start of `span`.
     pub(crate) fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        let (line, col) = self.lines.start_of(span);
+        let (line, col) = self.lines.position(self.base + span.start);
         self.problems.push(Problem {
             file: self.file.clone(),
             line,
@@ -62,10 +81,16 @@ impl<'t> Ctx<'t> {
         self.problems.len()
     }
 
+    /// Forget the problems recorded after the first `count`, when a walk is thrown away and
+    /// done again (a file whose sections cannot be walked one by one).
+    pub(crate) fn forget_since(&mut self, count: usize) {
+        self.problems.truncate(count);
+    }
+
     /// `file:line:col` of `span`, for messages that point at another place (the first of two
     /// duplicates).
     pub(crate) fn location(&self, span: &Range<usize>) -> String {
-        let (line, col) = self.lines.start_of(span);
+        let (line, col) = self.lines.position(self.base + span.start);
         format!("{}:{line}:{col}", self.file.display())
     }
 
