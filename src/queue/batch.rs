@@ -17,12 +17,13 @@ use std::fmt;
 use std::sync::{LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row as _, SqliteConnection, SqlitePool};
+use sqlx::{Connection as _, Row as _, SqliteConnection};
 use tokio::sync::oneshot;
+use tokio::sync::OwnedMutexGuard;
 
 use super::{
     hold_token, merge, ms, row_to_update, Batch, Claim, Finish, MergeInput, MergePlan, QueueError,
-    Target, Update, ROW_COLUMNS, SKIPPED_MANUAL,
+    Target, Update, Writer, ROW_COLUMNS, SKIPPED_MANUAL,
 };
 
 /// A claim of every pending row of `target`, as [`super::Queue::claim`] describes it.
@@ -51,12 +52,11 @@ struct Waiting {
     finishes: Vec<(FinishOp, Reply<()>)>,
 }
 
-/// Gathers the claims and finishes of concurrent callers into shared transactions.
+/// Gathers the claims and finishes of concurrent callers into shared transactions. The turn
+/// is the writer connection's lock: while one gathered set runs, the next set gathers.
 #[derive(Default)]
 pub(super) struct Combiner {
     waiting: Mutex<Waiting>,
-    /// Held while one gathered set of operations runs: the next set gathers meanwhile.
-    turn: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Combiner {
@@ -69,7 +69,7 @@ impl Combiner {
     /// Claim every pending row of `target` if its first row is due at `now`.
     pub(super) async fn claim(
         &self,
-        writer: &SqlitePool,
+        writer: &Writer,
         target: &Target,
         now: DateTime<Utc>,
     ) -> Result<Claim, QueueError> {
@@ -85,7 +85,7 @@ impl Combiner {
     /// Record how the request for `batch` ended.
     pub(super) async fn finish(
         &self,
-        writer: &SqlitePool,
+        writer: &Writer,
         batch: &Batch,
         outcome: &Finish,
         started_at: DateTime<Utc>,
@@ -116,7 +116,7 @@ impl Combiner {
     /// then run whatever has gathered, ours included.
     async fn wait<T>(
         &self,
-        writer: &SqlitePool,
+        writer: &Writer,
         mut answer: oneshot::Receiver<Result<T, QueueError>>,
     ) -> Result<T, QueueError> {
         // Not only the turn: a thousand callers whose operations one turn already answered
@@ -124,26 +124,31 @@ impl Combiner {
         let turn = tokio::select! {
             biased;
             done = &mut answer => return done.unwrap_or(Err(QueueError::Interrupted)),
-            turn = self.turn.lock() => turn,
+            turn = writer.clone().lock_owned() => turn,
         };
         let waiting = std::mem::take(&mut *self.lock_waiting());
         if !waiting.claims.is_empty() || !waiting.finishes.is_empty() {
             // A task of its own: a caller that goes away must not leave the others'
             // operations half done.
-            let _ = tokio::spawn(run(writer.clone(), waiting)).await;
+            let _ = tokio::spawn(run(turn, waiting)).await;
+        } else {
+            drop(turn);
         }
-        drop(turn);
         answer.await.unwrap_or(Err(QueueError::Interrupted))
     }
 }
 
 /// Run the gathered operations and answer each caller: the finishes together, then the
 /// claims together. If a shared run fails, each of its operations runs again on its own.
-async fn run(writer: SqlitePool, waiting: Waiting) {
+async fn run(mut turn: OwnedMutexGuard<Option<SqliteConnection>>, waiting: Waiting) {
+    // Closed: dropping the replies answers every caller with `Interrupted`.
+    let Some(writer) = turn.as_mut() else {
+        return;
+    };
     let Waiting { claims, finishes } = waiting;
     let (ops, replies): (Vec<_>, Vec<_>) = finishes.into_iter().unzip();
     if !ops.is_empty() {
-        match finish_all(&writer, &ops).await {
+        match finish_all(writer, &ops).await {
             Ok(()) => replies.into_iter().for_each(|r| drop(r.send(Ok(())))),
             Err(e) if ops.len() == 1 => {
                 if let Some(reply) = replies.into_iter().next() {
@@ -152,14 +157,14 @@ async fn run(writer: SqlitePool, waiting: Waiting) {
             }
             Err(_) => {
                 for (op, reply) in ops.iter().zip(replies) {
-                    let _ = reply.send(finish_all(&writer, std::slice::from_ref(op)).await);
+                    let _ = reply.send(finish_all(writer, std::slice::from_ref(op)).await);
                 }
             }
         }
     }
     let (ops, replies): (Vec<_>, Vec<_>) = claims.into_iter().unzip();
     if !ops.is_empty() {
-        match claim_all(&writer, &ops).await {
+        match claim_all(writer, &ops).await {
             Ok(claimed) => {
                 for (reply, claim) in replies.into_iter().zip(claimed) {
                     let _ = reply.send(Ok(claim));
@@ -172,7 +177,7 @@ async fn run(writer: SqlitePool, waiting: Waiting) {
             }
             Err(_) => {
                 for (op, reply) in ops.iter().zip(replies) {
-                    let claimed = claim_all(&writer, std::slice::from_ref(op)).await;
+                    let claimed = claim_all(writer, std::slice::from_ref(op)).await;
                     let _ = reply.send(claimed.map(|mut c| c.pop().unwrap_or(Claim::NotReady)));
                 }
             }
@@ -240,7 +245,10 @@ async fn change_rows(
 
 /// Record the outcomes, atomically and in one round trip: each request's real start (the
 /// throttle rebuilds its windows from these after a restart) and the rows' new states.
-async fn finish_all(writer: &SqlitePool, finishes: &[FinishOp]) -> Result<(), QueueError> {
+async fn finish_all(
+    writer: &mut SqliteConnection,
+    finishes: &[FinishOp],
+) -> Result<(), QueueError> {
     let mut changes: Vec<RowChange<'_>> = Vec::new();
     let mut starts: Vec<(&str, &str, i64)> = Vec::new();
     for f in finishes {
@@ -290,17 +298,16 @@ async fn finish_all(writer: &SqlitePool, finishes: &[FinishOp]) -> Result<(), Qu
         })
         .collect();
     if holds.is_empty() {
-        let mut conn = writer.acquire().await?;
         let done = sqlx::query(&FINISH)
             .bind(changes)
             .bind(starts)
-            .execute(&mut *conn)
+            .execute(&mut *writer)
             .await;
         if let Err(e) = done {
-            // The transaction began inside the query: end it here, or the connection goes
-            // back to the pool inside it.
-            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                conn.close_on_drop();
+            // The transaction began inside the query: end it here, or the next write would
+            // find the connection still inside it.
+            if writer.is_in_transaction() {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
             }
             return Err(e.into());
         }
@@ -322,7 +329,10 @@ async fn finish_all(writer: &SqlitePool, finishes: &[FinishOp]) -> Result<(), Qu
 /// Claim, for each target whose first pending row (in firing order) is due, every pending
 /// row, in one statement; merge each target's rows; finish at once the targets that have
 /// nothing left to send.
-async fn claim_all(writer: &SqlitePool, claims: &[ClaimOp]) -> Result<Vec<Claim>, QueueError> {
+async fn claim_all(
+    writer: &mut SqliteConnection,
+    claims: &[ClaimOp],
+) -> Result<Vec<Claim>, QueueError> {
     let wanted: Vec<(&str, &str, i64)> = claims
         .iter()
         .map(|c| (c.target.token.as_str(), c.target.user_col(), ms(c.now)))
@@ -345,7 +355,7 @@ async fn claim_all(writer: &SqlitePool, claims: &[ClaimOp]) -> Result<Vec<Claim>
     // No transaction: one statement is atomic, and whatever follows it (finishing rows with
     // nothing to send, failing unreadable ones) is safe to lose in a crash — recovery puts
     // in-flight rows back to pending.
-    let mut conn = writer.acquire().await?;
+    let conn = writer;
     let raw = sqlx::query(&sql)
         .bind(serde_json::to_string(&wanted).expect("targets serialize"))
         .bind(latest)
@@ -366,7 +376,7 @@ async fn claim_all(writer: &SqlitePool, claims: &[ClaimOp]) -> Result<Vec<Claim>
                 let ids = raw.iter().filter_map(|r| r.try_get::<i64, _>("id").ok());
                 let back: Vec<RowChange<'_>> =
                     ids.map(|id| (id, "pending", 0, None, None, latest, None)).collect();
-                change_rows(&mut conn, &back).await?;
+                change_rows(conn, &back).await?;
                 return Err(e);
             }
         }
@@ -413,7 +423,7 @@ async fn claim_all(writer: &SqlitePool, claims: &[ClaimOp]) -> Result<Vec<Claim>
         }
     }
     if !changes.is_empty() {
-        change_rows(&mut conn, &changes).await?;
+        change_rows(conn, &changes).await?;
     }
     Ok(claimed)
 }

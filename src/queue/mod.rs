@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
 
 use crate::profile::Patch;
 
@@ -26,16 +27,21 @@ pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
 pub use model::{Advance, Batch, Claim, Finish, NewUpdate, ReadyTarget, State, Target, Update};
 
+/// The writer connection, shared by every clone of a [`Queue`].
+type Writer = Arc<tokio::sync::Mutex<Option<SqliteConnection>>>;
+
 /// Handle to the queue database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Queue {
     /// Readers (`queue list`, the workers' look for ready targets) share these connections.
     pool: SqlitePool,
-    /// The one connection that writes: SQLite allows one writer at a time anyway, and waiting
-    /// here, in order, beats SQLite's busy handler, which sleeps up to 100 ms between tries.
-    writer: SqlitePool,
+    /// The one connection that writes, held for good (`None` once closed). SQLite allows one
+    /// writer at a time anyway: waiting for this lock, in order, beats SQLite's busy handler,
+    /// which sleeps up to 100 ms between tries; and unlike a pooled connection it is not
+    /// pinged, one more round trip, every time it is put back.
+    writer: Writer,
     /// Gathers concurrent claims and finishes into shared transactions.
-    combiner: std::sync::Arc<batch::Combiner>,
+    combiner: Arc<batch::Combiner>,
     path: PathBuf,
 }
 
@@ -123,11 +129,7 @@ impl Queue {
                     source,
                 },
             })?;
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(15))
-            .connect_with(connect_options(path))
+        let writer = SqliteConnection::connect_with(&connect_options(path))
             .await
             .map_err(|source| QueueError::Open {
                 path: path.to_path_buf(),
@@ -135,7 +137,7 @@ impl Queue {
             })?;
         Ok(Queue {
             pool,
-            writer,
+            writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
             combiner: Default::default(),
             path: path.to_path_buf(),
         })
@@ -146,10 +148,21 @@ impl Queue {
         &self.path
     }
 
-    /// Close the pool, checkpointing the WAL.
+    /// Close the connections, checkpointing the WAL. Writes after this fail with
+    /// [`QueueError::Interrupted`].
     pub async fn close(&self) {
-        self.writer.close().await;
+        if let Some(writer) = self.writer.lock().await.take() {
+            let _ = writer.close().await;
+        }
         self.pool.close().await;
+    }
+
+    /// The writer connection, once it is our turn.
+    async fn write(
+        &self,
+    ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>, QueueError> {
+        tokio::sync::MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
+            .map_err(|_| QueueError::Interrupted)
     }
 
     /// Put rows left `in_flight` by a previous run back to `pending`: their request may or may
@@ -157,7 +170,8 @@ impl Queue {
     /// Each such request is logged as started at its claim, as a finished one would have been,
     /// so that the throttle counts it. Returns how many rows were recovered.
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<u64, QueueError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut w = self.write().await?;
+        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
         // A claim stamps all rows of one request with the same `updated_at`.
         sqlx::query(
             "INSERT INTO sends (token, user, started_at)
@@ -187,7 +201,7 @@ impl Queue {
         )
         .bind(ms(now))
         .bind(token)
-        .execute(&self.writer)
+        .execute(&mut *self.write().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -207,7 +221,7 @@ impl Queue {
         )
         .bind(ms(now))
         .bind(known)
-        .execute(&self.writer)
+        .execute(&mut *self.write().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -246,7 +260,8 @@ impl Queue {
             .iter()
             .map(|a| (a.rule.as_str(), ms(a.until)))
             .collect();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut w = self.write().await?;
+        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
         let stored: HashMap<String, i64> = sqlx::query(
             "SELECT rule, scheduled_until FROM rule_marks
              WHERE rule IN (SELECT value FROM json_each(?1))",
@@ -330,7 +345,7 @@ impl Queue {
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
         // One statement is atomic on its own: no explicit transaction, one round trip.
-        insert_update(&self.writer, update, now).await
+        insert_update(&mut *self.write().await?, update, now).await
     }
 
     /// Targets of `token` with pending rows, each with the instant its first row (in firing
@@ -442,11 +457,11 @@ impl Queue {
                AND state NOT IN ('pending', 'in_flight', 'held')",
         )
         .bind(ms(before))
-        .execute(&self.writer)
+        .execute(&mut *self.write().await?)
         .await?;
         sqlx::query("DELETE FROM sends WHERE started_at < ?")
             .bind(ms(sends_before))
-            .execute(&self.writer)
+            .execute(&mut *self.write().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -470,7 +485,7 @@ impl Queue {
         )
         .bind(id)
         .bind(ms(now))
-        .execute(&self.writer)
+        .execute(&mut *self.write().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -479,7 +494,7 @@ impl Queue {
     pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
         let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *self.write().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -502,7 +517,8 @@ impl Queue {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut w = self.write().await?;
+        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
         let n = hold_token(&mut tx, token, error, now).await?;
         tx.commit().await?;
         Ok(n)
