@@ -1,16 +1,16 @@
-//! Claims and finishes of many workers, gathered into one transaction (group commit).
+//! Claims and finishes of many workers, gathered into shared statements (group commit).
 //!
 //! When a thousand rules fire at one instant on a thousand tokens, every token's worker claims
 //! its rows at once, and a moment later records how its request ended. A transaction each
 //! would queue two thousand commits, and ten round trips to SQLite's thread apiece, behind the
 //! database's single write lock: the last token's request would start a second late.
 //!
-//! So each call leaves its operation in a shared list and waits for its turn at the writer.
-//! Whoever gets the turn runs everything in the list as a handful of set-based statements in
-//! one transaction and hands every caller its own result. Alone, a call costs what one
-//! transaction costs; under load, one commit serves everyone who was waiting. If the shared
-//! transaction fails, each operation runs again on its own, so that one bad row fails only
-//! its own caller.
+//! So each call leaves its operation in a shared list and waits for its turn at the writer
+//! connection. Whoever gets the turn runs everything in the list: all the finishes as one
+//! transaction sent in one round trip, then all the claims as one `UPDATE … RETURNING`, and
+//! hands every caller its own result. Alone, a call costs one round trip; under load, one
+//! commit serves everyone who was waiting. If a shared run fails, each of its operations runs
+//! again on its own, so that one bad row fails only its own caller.
 
 use std::collections::HashMap;
 use std::fmt;
