@@ -2,9 +2,10 @@
 //!
 //! Every firing becomes a row here before anything is sent. A row moves
 //! `pending → in_flight → sent | failed | superseded | expired`, or back to `pending` for a
-//! retry; `held` rows wait for their token to be fixed. Claims run in `BEGIN IMMEDIATE`
-//! transactions: a deferred read-then-write transaction would fail with `SQLITE_BUSY` instead
-//! of waiting for another writer (the CLI, or a second connection of the pool).
+//! retry; `held` rows wait for their token to be fixed. Every write goes through one writer
+//! connection; a claim is a single `UPDATE … RETURNING`, and writes of several statements run
+//! in `BEGIN IMMEDIATE` transactions: a deferred read-then-write transaction would fail with
+//! `SQLITE_BUSY` instead of waiting for another process's writer (the CLI).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
