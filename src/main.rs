@@ -384,9 +384,10 @@ async fn set(
             )));
         }
         let text = text.unwrap_or_default();
-        if text.chars().count() > 100 {
+        let max = slack_statusd::profile::MAX_STATUS_TEXT;
+        if text.chars().count() > max {
             return Err(input(anyhow::anyhow!(
-                "--text is {} characters; Slack allows at most 100",
+                "--text is {} characters; Slack allows at most {max}",
                 text.chars().count()
             )));
         }

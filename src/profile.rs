@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 /// Prefix of a group key that names a custom profile field by its per-team ID.
 pub const CUSTOM_FIELD_PREFIX: &str = "fields.";
 
+/// The most characters Slack accepts in `status_text`.
+pub const MAX_STATUS_TEXT: usize = 100;
+
 /// The status group of one update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {

@@ -3,6 +3,7 @@
 //! Checks that need the other files (is the token defined, is the name unique) happen in
 //! `load` once every file has been walked; this module returns what they need.
 
+use crate::profile::MAX_STATUS_TEXT;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -33,8 +34,6 @@ const RULE_KEYS: &[&str] = &[
     "respect_manual",
     "profile",
 ];
-/// Slack's limit on `status_text`, in characters.
-const MAX_STATUS_TEXT: usize = 100;
 /// Slack's limit on the fields of one `users.profile.set`.
 const MAX_PROFILE_FIELDS: usize = 50;
 /// Fields a status puts in the request: `status_text`, `status_emoji`, `status_expiration`
@@ -442,15 +441,13 @@ fn status(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>) -> StatusParts {
     let emoji = t.get("status_emoji");
     let text_s = text.and_then(|v| status_text(ctx, label, v));
     let emoji_s = emoji.and_then(|v| ctx.string(&format!("{label}: status_emoji"), v));
-    let clear = match entry(t, "clear_status") {
-        Some((_, v)) => ctx
-            .boolean(&format!("{label}: clear_status"), v)
-            .unwrap_or(false),
-        None => false,
-    };
+    let clear_v = t.get("clear_status");
+    let clear = clear_v
+        .and_then(|v| ctx.boolean(&format!("{label}: clear_status"), v))
+        .unwrap_or(false);
 
     if clear && (text.is_some() || emoji.is_some()) {
-        if let Some(v) = t.get("clear_status") {
+        if let Some(v) = clear_v {
             ctx.error(
                 &v.span(),
                 format!(

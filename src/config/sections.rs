@@ -52,7 +52,6 @@ enum Header<'t> {
 /// many tiny pieces costs time (0 cuts at every possible line).
 pub(crate) fn split(text: &str, min_len: usize) -> Option<Vec<Range<usize>>> {
     let mut starts = vec![0];
-    let mut start = 0;
     let mut tokens = HashSet::new();
     for line in lines(text) {
         let trimmed = text[line.clone()].trim_start_matches([' ', '\t']);
@@ -63,7 +62,7 @@ pub(crate) fn split(text: &str, min_len: usize) -> Option<Vec<Range<usize>>> {
         let kind = header(trimmed);
         if let Header::Cut { token: Some(name) } = kind {
             // A token defined twice is an error that only the parse of the whole file reports
-            // as it should; seeing it here saves parsing and walking the sections in vain.
+            // as it should; the walk of the sections relies on this check.
             if !tokens.insert(name) {
                 return None;
             }
@@ -71,9 +70,8 @@ pub(crate) fn split(text: &str, min_len: usize) -> Option<Vec<Range<usize>>> {
         match kind {
             // The first cut is always made: the first section must hold neither rules nor
             // tokens, which the caller checks.
-            Header::Cut { .. } if !cut_made || line.start - start >= min_len => {
+            Header::Cut { .. } if !cut_made || line.start - starts[starts.len() - 1] >= min_len => {
                 starts.push(line.start);
-                start = line.start;
             }
             Header::Cut { .. } | Header::Rule => {}
             Header::Other if cut_made => return None,

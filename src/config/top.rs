@@ -1,7 +1,6 @@
 //! The walk over one file: the TOML syntax check, the top-level keys, `[limits]`, `[retry]`
 //! and `[tokens.*]`; each `[[rules]]` entry is handed to [`super::rules`].
 
-use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -203,7 +202,6 @@ fn walk_sections(
         }
         top_level(ctx, doc, main, &mut out);
     }
-    let mut token_names = BTreeSet::new();
     // Rules are numbered across the file, as `rule #N` in messages.
     let mut rules_before = 0;
     for section in rest {
@@ -213,16 +211,9 @@ fn walk_sections(
         let mut section_rules = None;
         for (key, v) in doc.iter() {
             match (key.get_ref().as_ref(), v.get_ref()) {
-                // Tables made by [tokens.NAME] headers, which may repeat across sections
-                // but not with the same NAME.
-                ("tokens", DeValue::Table(t)) => {
-                    for name in t.keys() {
-                        if !token_names.insert(name.get_ref().to_string()) {
-                            return None;
-                        }
-                    }
-                    section_tokens = Some(v);
-                }
+                // Tables made by [tokens.NAME] headers, which may repeat across sections but
+                // not with the same NAME: `sections::split` already gave up on a repeated one.
+                ("tokens", DeValue::Table(_)) => section_tokens = Some(v),
                 // The array of tables that [[rules]] appends to. A table instead would be a
                 // [rules.x] header meant for the previous section's last rule.
                 ("rules", DeValue::Array(items)) => section_rules = Some((v, items.len())),

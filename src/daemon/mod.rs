@@ -227,11 +227,10 @@ impl Daemon {
     /// Start, keep or restart one worker per token so that they match `self.config` and
     /// `secrets`; stop workers of tokens no longer configured.
     async fn apply_tokens(&mut self, secrets: &BTreeMap<String, Secret>) -> Result<(), QueueError> {
-        let wanted: Vec<String> = self.config.tokens.keys().cloned().collect();
         let gone: Vec<String> = self
             .workers
             .keys()
-            .filter(|k| !wanted.contains(k))
+            .filter(|k| !self.config.tokens.contains_key(*k))
             .cloned()
             .collect();
         for name in gone {
@@ -245,6 +244,8 @@ impl Daemon {
             self.config.retry,
             self.config.api_url.clone(),
         );
+        // Owned names: the loop below changes `self.workers` while it walks them.
+        let wanted: Vec<String> = self.config.tokens.keys().cloned().collect();
         for name in wanted {
             let secret = secrets.get(&name).cloned();
             if let Some(h) = self.workers.get(&name) {
@@ -305,11 +306,8 @@ impl Daemon {
         if let Some(old) = self.scheduler.take() {
             stop(old.stop, old.task).await;
         }
-        let wakers: HashMap<String, Arc<Notify>> = self
-            .workers
-            .iter()
-            .map(|(k, h)| (k.clone(), h.wake.clone()))
-            .collect();
+        // `apply_tokens` has just published the workers' wake-ups.
+        let wakers = self.wakers.lock().expect("wakers lock").clone();
         let scheduler = Scheduler::new(
             self.config.rules.clone(),
             self.queue.clone(),

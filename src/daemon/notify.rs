@@ -24,9 +24,9 @@ pub fn reloading() {
     }
 }
 
-/// A reload ended, successfully or not.
+/// A reload ended, successfully or not: READY=1 again, with the new status.
 pub fn reloaded(status: &str) {
-    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    ready(status);
 }
 
 /// Keep-alive for `WatchdogSec=`.

@@ -123,7 +123,7 @@ impl Scheduler {
         })
     }
 
-    /// The next firings of every rule, earliest first (for status lines).
+    /// The earliest next firing of any rule (for status lines).
     pub fn next_firing(&self) -> Option<DateTime<Utc>> {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }

@@ -212,8 +212,8 @@ impl Worker {
                 }
             }
         }
-        // The claim's commit (an fsync) took time: the request starts now, and the window
-        // must count from the real start, not from before the claim.
+        // The claim (a turn at the shared writer) took time: the request starts now, and the
+        // window must count from the real start, not from before the claim.
         let started = self.clock.now();
         self.limiter.record(target.user.as_deref(), started);
         let outcome = guarded(self.sender.set_profile(target, &batch.plan.patch), shutdown).await;

@@ -231,6 +231,24 @@ static FINISH: LazyLock<String> =
 /// [`LOG_STARTS`] and [`CHANGE_ROWS`] inside a transaction the caller holds.
 static FINISH_IN_TX: LazyLock<String> = LazyLock::new(|| format!("{LOG_STARTS}; {CHANGE_ROWS}"));
 
+/// Claim, for each (token, user, now) in the JSON array `?1` whose first pending row (in
+/// firing order) is due at its `now`, every pending row of that target; stamp them with `?2`.
+/// CROSS JOIN keeps SQLite from scanning every pending row once per claim: the claims lead,
+/// the index follows.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE updates SET state = 'in_flight', updated_at = ?2
+         WHERE id IN (
+             SELECT u.id FROM json_each(?1) AS c CROSS JOIN updates AS u
+             WHERE u.token = c.value ->> 0 AND u.user = c.value ->> 1 AND u.state = 'pending'
+               AND (SELECT f.not_before FROM updates AS f
+                    WHERE f.token = c.value ->> 0 AND f.user = c.value ->> 1
+                      AND f.state = 'pending'
+                    ORDER BY f.fire_at, f.id LIMIT 1) <= c.value ->> 2)
+         RETURNING {ROW_COLUMNS}"
+    )
+});
+
 /// Write `changes` with one statement.
 async fn change_rows(
     conn: &mut SqliteConnection,
@@ -338,28 +356,15 @@ async fn claim_all(
         .map(|c| (c.target.token.as_str(), c.target.user_col(), ms(c.now)))
         .collect();
     // The rows are stamped with the latest `now` of the batch: the throttle counts a request
-    // lost in a crash from this stamp, and later is the safe side. CROSS JOIN keeps SQLite
-    // from scanning every pending row once per claim: the claims lead, the index follows.
+    // lost in a crash from this stamp, and later is the safe side. No transaction: one
+    // statement is atomic, and whatever follows it (finishing rows with nothing to send,
+    // failing unreadable ones) is safe to lose in a crash — recovery puts in-flight rows back
+    // to pending.
     let latest = claims.iter().map(|c| ms(c.now)).max().unwrap_or_default();
-    let sql = format!(
-        "UPDATE updates SET state = 'in_flight', updated_at = ?2
-         WHERE id IN (
-             SELECT u.id FROM json_each(?1) AS c CROSS JOIN updates AS u
-             WHERE u.token = c.value ->> 0 AND u.user = c.value ->> 1 AND u.state = 'pending'
-               AND (SELECT f.not_before FROM updates AS f
-                    WHERE f.token = c.value ->> 0 AND f.user = c.value ->> 1
-                      AND f.state = 'pending'
-                    ORDER BY f.fire_at, f.id LIMIT 1) <= c.value ->> 2)
-         RETURNING {ROW_COLUMNS}"
-    );
-    // No transaction: one statement is atomic, and whatever follows it (finishing rows with
-    // nothing to send, failing unreadable ones) is safe to lose in a crash — recovery puts
-    // in-flight rows back to pending.
-    let conn = writer;
-    let raw = sqlx::query(&sql)
+    let raw = sqlx::query(&CLAIM)
         .bind(serde_json::to_string(&wanted).expect("targets serialize"))
         .bind(latest)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *writer)
         .await?;
     let mut by_target: HashMap<Target, Vec<Update>> = HashMap::new();
     let mut unreadable = Vec::new();
@@ -376,7 +381,7 @@ async fn claim_all(
                 let ids = raw.iter().filter_map(|r| r.try_get::<i64, _>("id").ok());
                 let back: Vec<RowChange<'_>> =
                     ids.map(|id| (id, "pending", 0, None, None, latest, None)).collect();
-                change_rows(conn, &back).await?;
+                change_rows(writer, &back).await?;
                 return Err(e);
             }
         }
@@ -423,7 +428,7 @@ async fn claim_all(
         }
     }
     if !changes.is_empty() {
-        change_rows(conn, &changes).await?;
+        change_rows(writer, &changes).await?;
     }
     Ok(claimed)
 }

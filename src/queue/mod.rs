@@ -256,6 +256,10 @@ impl Queue {
     ) -> Result<Vec<Option<i64>>, QueueError> {
         // Set-based: a thousand rules firing at once, or a hundred thousand new rules at the
         // first start, are three statements, not a few round trips to SQLite's thread each.
+        if advances.is_empty() {
+            // A start or reload with no new rule: no transaction at all.
+            return Ok(Vec::new());
+        }
         let names: Vec<&str> = advances.iter().map(|a| a.rule.as_str()).collect();
         let marks: Vec<(&str, i64)> = advances
             .iter()
@@ -313,18 +317,16 @@ impl Queue {
             .await?;
             ids.sort_unstable();
         }
-        if !marks.is_empty() {
-            // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
-            sqlx::query(
-                "INSERT INTO rule_marks (rule, scheduled_until)
-                 SELECT m.value ->> 0, m.value ->> 1 FROM json_each(?1) AS m WHERE true
-                 ON CONFLICT (rule) DO UPDATE
-                     SET scheduled_until = max(scheduled_until, excluded.scheduled_until)",
-            )
-            .bind(serde_json::to_string(&marks).expect("marks serialize"))
-            .execute(&mut *tx)
-            .await?;
-        }
+        // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
+        sqlx::query(
+            "INSERT INTO rule_marks (rule, scheduled_until)
+             SELECT m.value ->> 0, m.value ->> 1 FROM json_each(?1) AS m WHERE true
+             ON CONFLICT (rule) DO UPDATE
+                 SET scheduled_until = max(scheduled_until, excluded.scheduled_until)",
+        )
+        .bind(serde_json::to_string(&marks).expect("marks serialize"))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut ids = ids.into_iter();
         Ok(enqueues
@@ -379,8 +381,8 @@ impl Queue {
 
     /// Claim every pending row of `target` for one request, if its first row (in firing
     /// order) is due at `now`. Rows with nothing left to send are finished at once; otherwise
-    /// the rows become `in_flight`. Claims and finishes of concurrent callers share one
-    /// transaction (see `queue/batch.rs`).
+    /// the rows become `in_flight`. Concurrent claims share one `UPDATE … RETURNING` (see
+    /// `queue/batch.rs`).
     pub async fn claim(&self, target: &Target, now: DateTime<Utc>) -> Result<Claim, QueueError> {
         self.combiner.claim(&self.writer, target, now).await
     }
@@ -456,13 +458,12 @@ impl Queue {
         let done = sqlx::query(
             "DELETE FROM updates WHERE finished_at IS NOT NULL AND finished_at < ?
                AND state NOT IN ('pending', 'in_flight', 'held')",
-        )
-        .bind(ms(before))
-        .execute(&mut *self.write().await?)
-        .await?;
+        );
+        let mut w = self.write().await?;
+        let done = done.bind(ms(before)).execute(&mut *w).await?;
         sqlx::query("DELETE FROM sends WHERE started_at < ?")
             .bind(ms(sends_before))
-            .execute(&mut *self.write().await?)
+            .execute(&mut *w)
             .await?;
         Ok(done.rows_affected())
     }
@@ -531,8 +532,8 @@ impl Queue {
         &self,
         target: &Target,
     ) -> Result<Option<crate::profile::Status>, QueueError> {
-        let patch: Option<String> = sqlx::query_scalar(
-            "SELECT patch FROM updates
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, patch FROM updates
              WHERE token = ? AND user = ? AND state = 'sent' AND json_extract(patch, '$.status') IS NOT NULL
              ORDER BY finished_at DESC, id DESC LIMIT 1",
         )
@@ -540,11 +541,11 @@ impl Queue {
         .bind(target.user_col())
         .fetch_optional(&self.pool)
         .await?;
-        match patch {
+        match row {
             None => Ok(None),
-            Some(text) => {
+            Some((id, text)) => {
                 let p: Patch = serde_json::from_str(&text)
-                    .map_err(|source| QueueError::BadPatch { id: 0, source })?;
+                    .map_err(|source| QueueError::BadPatch { id, source })?;
                 Ok(p.status)
             }
         }

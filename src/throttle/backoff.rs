@@ -11,10 +11,10 @@ use crate::config::RetryPolicy;
 /// in [0.5, 1.0] taken from `sample` (uniform in [0, 1)): "equal jitter" keeps at least half
 /// the backoff, so a retry storm spreads out without ever retrying immediately.
 pub fn backoff(policy: &RetryPolicy, attempts: u32, sample: f64) -> Duration {
-    let exp = attempts.saturating_sub(1).min(32);
+    let exp = attempts.saturating_sub(1).min(31);
     let base = policy
         .initial_backoff
-        .saturating_mul(1u32 << exp.min(31))
+        .saturating_mul(1u32 << exp)
         .min(policy.max_backoff);
     base.mul_f64(0.5 + 0.5 * sample.clamp(0.0, 1.0))
 }

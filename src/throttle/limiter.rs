@@ -62,7 +62,9 @@ impl SlidingLog {
 pub struct TokenLimiter {
     limits: Limits,
     token: SlidingLog,
-    users: HashMap<Option<String>, SlidingLog>,
+    /// Per target user; `""` is the token's own profile, as in the database. Keyed by
+    /// `String`, not `Option<String>`, so that the per-step lookup allocates nothing.
+    users: HashMap<String, SlidingLog>,
 }
 
 impl TokenLimiter {
@@ -81,7 +83,7 @@ impl TokenLimiter {
         let by_token = self.token.next_allowed(now);
         let by_user = self
             .users
-            .get(&user.map(str::to_string))
+            .get(user.unwrap_or(""))
             .map_or(now, |log| log.next_allowed(now));
         by_token.max(by_user)
     }
@@ -92,7 +94,7 @@ impl TokenLimiter {
         let window = window_delta(&self.limits);
         let per_user = self.limits.per_user;
         self.users
-            .entry(user.map(str::to_string))
+            .entry(user.unwrap_or("").to_string())
             .or_insert_with(|| SlidingLog::new(per_user, window))
             .record(at);
     }
