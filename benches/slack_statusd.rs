@@ -710,25 +710,21 @@ fn big_drop_ins(dir: &Path) -> PathBuf {
 fn check_run(cfg: &Path) -> (f64, Option<u64>) {
     let time = Path::new("/usr/bin/time");
     let t0 = Instant::now();
-    let out = if time.exists() {
-        Command::new(time)
-            .args(["-f", "%M"])
-            .arg(common::bin())
-            .arg("--config")
-            .arg(cfg)
-            .arg("check")
-            .stdout(Stdio::null())
-            .output()
-            .unwrap()
+    // Under /usr/bin/time when there is one, for the peak RSS it prints last.
+    let mut cmd = if time.exists() {
+        let mut c = Command::new(time);
+        c.args(["-f", "%M"]).arg(common::bin());
+        c
     } else {
         Command::new(common::bin())
-            .arg("--config")
-            .arg(cfg)
-            .arg("check")
-            .stdout(Stdio::null())
-            .output()
-            .unwrap()
     };
+    let out = cmd
+        .arg("--config")
+        .arg(cfg)
+        .arg("check")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
     let wall = t0.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "check failed: {stderr}");

@@ -185,7 +185,7 @@ async fn a_second_run_on_the_same_database_exits_2_naming_the_holder() {
     let log = dir.path().join("first.log");
     let mut first = spawn_daemon(&cfg, &log, &[("BAD_INPUT_TOKEN", "xoxp-bad-input")]);
     wait_for("the first daemon started", Duration::from_secs(10), || {
-        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("started"))
+        common::log_has(&log, "started")
     })
     .await;
     assert!(dir.path().join("queue.db.lock").exists());

@@ -7,10 +7,9 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{spawn_daemon, wait_for, FakeSlack, Setup};
+use common::{rows, spawn_daemon, wait_for, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 const TOKEN: &str = "xoxp-crash";
@@ -32,13 +31,6 @@ fn set(setup: &Setup, i: usize) {
     setup.set(&[
         "--token", "admin", "--user", &user, "--text", &text, "--emoji", ":zap:",
     ]);
-}
-
-async fn rows(db: &Path) -> Vec<slack_statusd::queue::Update> {
-    let q = Queue::open(db, false).await.unwrap();
-    let rows = q.list(&[]).await.unwrap();
-    q.close().await;
-    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

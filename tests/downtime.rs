@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::{spawn_daemon, wait_for, FakeSlack, Setup};
 use slack_statusd::config::{load_str, Rule};
 use slack_statusd::daemon::scheduler::firing_to_apply;
-use slack_statusd::queue::{Queue, State, Update};
+use slack_statusd::queue::{State, Update};
 
 const TOKEN: &str = "xoxp-downtime";
 
@@ -25,9 +25,7 @@ fn even_floor(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 async fn rows(db: &Path) -> Vec<Update> {
-    let q = Queue::open(db, false).await.unwrap();
-    let mut rows = q.list(&[]).await.unwrap();
-    q.close().await;
+    let mut rows = common::rows(db).await;
     rows.sort_by_key(|r| r.fire_at);
     rows
 }

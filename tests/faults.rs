@@ -9,12 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::{FakeSlack, Scripted};
-use slack_statusd::clock::Clock;
-use slack_statusd::config::{Limits, RetryPolicy, Secret};
-use slack_statusd::daemon::{Sender, Worker};
-use slack_statusd::profile::{Patch, Status};
-use slack_statusd::queue::{NewUpdate, Queue, State, Target, Update};
-use slack_statusd::slack::Client;
+use slack_statusd::config::{Limits, RetryPolicy};
+use slack_statusd::queue::{Queue, State, Update};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -51,20 +47,8 @@ impl Rig {
         let queue = Queue::open(&dir.path().join("q.db"), true).await.unwrap();
         let slack = FakeSlack::start(10, 30, LIMITS.window, &[TOKEN]).await;
         slack.script(TOKEN, script);
-        let sender = Sender::Slack {
-            client: Client::new(&slack.api_url(), CLIENT_TIMEOUT),
-            token: Secret::new(TOKEN.into()),
-        };
-        let worker = Worker::new(
-            "t".into(),
-            sender,
-            queue.clone(),
-            Clock::system(),
-            LIMITS,
-            retry,
-        )
-        .await
-        .unwrap();
+        let worker =
+            common::slack_worker("t", TOKEN, &slack, &queue, LIMITS, retry, CLIENT_TIMEOUT).await;
         let wake = Arc::new(Notify::new());
         let shutdown = CancellationToken::new();
         tokio::spawn(worker.run(wake.clone(), shutdown.clone()));
@@ -79,23 +63,7 @@ impl Rig {
 
     async fn enqueue(&self, user: &str, text: &str) -> i64 {
         let now = Utc::now();
-        let update = NewUpdate {
-            rule: None,
-            target: Target {
-                token: "t".into(),
-                user: Some(user.into()),
-            },
-            fire_at: now,
-            patch: Patch {
-                status: Some(Status {
-                    text: text.into(),
-                    emoji: ":zap:".into(),
-                    expiration: 0,
-                }),
-                ..Patch::default()
-            },
-            respect_manual: false,
-        };
+        let update = common::status_update("t", Some(user), text, ":zap:", now);
         let id = self.queue.enqueue(&update, now).await.unwrap();
         self.wake.notify_one();
         id

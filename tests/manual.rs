@@ -8,12 +8,9 @@ use std::time::Duration;
 use chrono::Utc;
 use common::FakeSlack;
 use serde_json::json;
-use slack_statusd::clock::Clock;
-use slack_statusd::config::{Limits, RetryPolicy, Secret};
-use slack_statusd::daemon::{Sender, Worker};
-use slack_statusd::profile::{Patch, Status};
-use slack_statusd::queue::{NewUpdate, Queue, State, Target, SKIPPED_MANUAL};
-use slack_statusd::slack::Client;
+use slack_statusd::config::{Limits, RetryPolicy};
+use slack_statusd::daemon::Worker;
+use slack_statusd::queue::{NewUpdate, Queue, State, SKIPPED_MANUAL};
 use tokio_util::sync::CancellationToken;
 
 struct Rig {
@@ -32,20 +29,9 @@ async fn rig_with_token(value: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let queue = Queue::open(&dir.path().join("q.db"), true).await.unwrap();
     let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-a"]).await;
-    let sender = Sender::Slack {
-        client: Client::new(&slack.api_url(), Duration::from_secs(5)),
-        token: Secret::new(value.into()),
-    };
-    let worker = Worker::new(
-        "a".into(),
-        sender,
-        queue.clone(),
-        Clock::system(),
-        Limits::default(),
-        RetryPolicy::default(),
-    )
-    .await
-    .unwrap();
+    let (limits, retry) = (Limits::default(), RetryPolicy::default());
+    let timeout = Duration::from_secs(5);
+    let worker = common::slack_worker("a", value, &slack, &queue, limits, retry, timeout).await;
     Rig {
         _dir: dir,
         queue,
@@ -56,27 +42,14 @@ async fn rig_with_token(value: &str) -> Rig {
 
 impl Rig {
     async fn enqueue(&self, text: &str, respect_manual: bool, title: Option<&str>) -> i64 {
-        let mut patch = Patch {
-            status: Some(Status {
-                text: text.into(),
-                emoji: ":x:".into(),
-                expiration: 0,
-            }),
-            ..Patch::default()
+        let mut u = NewUpdate {
+            rule: Some("r".into()),
+            respect_manual,
+            ..common::status_update("a", Some("U1"), text, ":x:", Utc::now())
         };
         if let Some(t) = title {
-            patch.fields.insert("title".into(), json!(t));
+            u.patch.fields.insert("title".into(), json!(t));
         }
-        let u = NewUpdate {
-            rule: Some("r".into()),
-            target: Target {
-                token: "a".into(),
-                user: Some("U1".into()),
-            },
-            fire_at: Utc::now(),
-            patch,
-            respect_manual,
-        };
         self.queue.enqueue(&u, Utc::now()).await.unwrap()
     }
 

@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-use common::{wait_exit, FakeSlack};
+use common::{wait_exit, FakeSlack, Setup};
 
 /// Read datagrams until one contains `needle` or the deadline passes; returns all seen.
 fn read_until(sock: &UnixDatagram, needle: &str, deadline: Duration, seen: &mut Vec<String>) {
@@ -27,24 +27,17 @@ fn read_until(sock: &UnixDatagram, needle: &str, deadline: Duration, seen: &mut 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_status_watchdog_and_stopping() {
     let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-me"]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let sock_path = dir.path().join("notify.sock");
+    let setup = Setup::new(
+        &slack,
+        "timezone = \"Europe/Berlin\"\n[tokens.me]\ntoken_env = \"N_ME\"\n\
+         [[rules]]\nname = \"r\"\ntoken = \"me\"\nat = \"09:00\"\nstatus_text = \"x\"\n",
+    );
+    let sock_path = setup.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database = \"queue.db\"\napi_url = {:?}\ntimezone = \"Europe/Berlin\"\n[tokens.me]\ntoken_env = \"N_ME\"\n\
-             [[rules]]\nname = \"r\"\ntoken = \"me\"\nat = \"09:00\"\nstatus_text = \"x\"\n",
-            slack.api_url()
-        ),
-    )
-    .unwrap();
-    let mut child = common::spawn_daemon(
-        &cfg,
-        &dir.path().join("daemon.log"),
+    let mut child = setup.spawn(
+        "daemon.log",
         &[
             ("N_ME", "xoxp-me"),
             ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),

@@ -73,9 +73,7 @@ fn db_files(db: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 async fn wait_rows(db: &Path, what: &str, cond: impl Fn(&[slack_statusd::queue::Update]) -> bool) {
     let end = Instant::now() + Duration::from_secs(15);
     loop {
-        let q = Queue::open(db, false).await.unwrap();
-        let rows = q.list(&[]).await.unwrap();
-        q.close().await;
+        let rows = common::rows(db).await;
         if cond(&rows) {
             return;
         }

@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::{wait_for, FakeSlack, Scripted};
-use slack_statusd::clock::Clock;
-use slack_statusd::config::{Limits, RetryPolicy, Secret};
-use slack_statusd::daemon::{Sender, Worker};
-use slack_statusd::profile::{Patch, Status};
-use slack_statusd::queue::{NewUpdate, Queue, State, Target};
-use slack_statusd::slack::Client;
+use slack_statusd::config::{Limits, RetryPolicy};
+use slack_statusd::queue::{Queue, State};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -51,20 +47,17 @@ impl Rig {
 
     /// Start a worker for token `name` whose value is `value`.
     async fn worker(&mut self, name: &str, value: &str) {
-        let sender = Sender::Slack {
-            client: Client::new(&self.slack.api_url(), Duration::from_secs(5)),
-            token: Secret::new(value.into()),
-        };
-        let w = Worker::new(
-            name.into(),
-            sender,
-            self.queue.clone(),
-            Clock::system(),
+        let timeout = Duration::from_secs(5);
+        let w = common::slack_worker(
+            name,
+            value,
+            &self.slack,
+            &self.queue,
             LIMITS,
             RETRY,
+            timeout,
         )
-        .await
-        .unwrap();
+        .await;
         let wake = Arc::new(Notify::new());
         self.wakes.push(wake.clone());
         tokio::spawn(w.run(wake, self.shutdown.clone()));
@@ -72,23 +65,7 @@ impl Rig {
 
     async fn enqueue(&self, token: &str, user: Option<&str>, text: &str) -> i64 {
         let now = Utc::now();
-        let u = NewUpdate {
-            rule: None,
-            target: Target {
-                token: token.into(),
-                user: user.map(str::to_string),
-            },
-            fire_at: now,
-            patch: Patch {
-                status: Some(Status {
-                    text: text.into(),
-                    emoji: ":x:".into(),
-                    expiration: 0,
-                }),
-                ..Patch::default()
-            },
-            respect_manual: false,
-        };
+        let u = common::status_update(token, user, text, ":x:", now);
         let id = self.queue.enqueue(&u, now).await.unwrap();
         self.wakes.iter().for_each(|w| w.notify_one());
         id

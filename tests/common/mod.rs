@@ -426,6 +426,66 @@ async fn get_profile(
     reply(200, None, json!({"ok": true, "profile": profile}))
 }
 
+/// A worker for the token named `name`, whose value is `value`, sending to `slack` through
+/// a client with `timeout`. The caller runs or steps it.
+pub async fn slack_worker(
+    name: &str,
+    value: &str,
+    slack: &FakeSlack,
+    queue: &slack_statusd::queue::Queue,
+    limits: slack_statusd::config::Limits,
+    retry: slack_statusd::config::RetryPolicy,
+    timeout: Duration,
+) -> slack_statusd::daemon::Worker {
+    use slack_statusd::daemon::Sender;
+    let sender = Sender::Slack {
+        client: slack_statusd::slack::Client::new(&slack.api_url(), timeout),
+        token: slack_statusd::config::Secret::new(value.into()),
+    };
+    let clock = slack_statusd::clock::Clock::system();
+    slack_statusd::daemon::Worker::new(name.into(), sender, queue.clone(), clock, limits, retry)
+        .await
+        .unwrap()
+}
+
+/// An update that sets only a status (`text`, `emoji`, no expiry) on `user` of `token`,
+/// firing at `at`, from no rule.
+pub fn status_update(
+    token: &str,
+    user: Option<&str>,
+    text: &str,
+    emoji: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> slack_statusd::queue::NewUpdate {
+    use slack_statusd::profile::{Patch, Status};
+    slack_statusd::queue::NewUpdate {
+        rule: None,
+        target: slack_statusd::queue::Target {
+            token: token.into(),
+            user: user.map(str::to_string),
+        },
+        fire_at: at,
+        patch: Patch {
+            status: Some(Status {
+                text: text.into(),
+                emoji: emoji.into(),
+                expiration: 0,
+            }),
+            ..Patch::default()
+        },
+        respect_manual: false,
+    }
+}
+
+/// Every row of the queue database at `db`, newest first, read by a connection of its own
+/// (as `slack-statusd queue list` would).
+pub async fn rows(db: &Path) -> Vec<slack_statusd::queue::Update> {
+    let q = slack_statusd::queue::Queue::open(db, false).await.unwrap();
+    let rows = q.list(&[]).await.unwrap();
+    q.close().await;
+    rows
+}
+
 /// Whether the daemon's log file contains `needle`.
 pub fn log_has(log: &Path, needle: &str) -> bool {
     std::fs::read_to_string(log).is_ok_and(|s| s.contains(needle))
