@@ -205,20 +205,33 @@ pub async fn run(
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
+    let health = queue.health().clone();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            // The database cannot be used any more: stop, so that systemd restarts us, rather
+            // than stay up without firing.
+            _ = health.fatal().cancelled() => break,
             Some(trigger) = reload.recv() => daemon.reload(trigger).await,
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
-            _ = status_tick.tick() => notify::status(&daemon.status_line().await),
+            _ = status_tick.tick() => {
+                // A database deleted under us takes no write error: look at the file itself.
+                if health.check_file().is_ok() {
+                    notify::status(&daemon.status_line().await);
+                }
+            }
         }
     }
 
     tracing::info!("shutting down");
     notify::stopping();
+    shutdown.cancel();
     daemon.tracker.close();
     daemon.tracker.wait().await;
     queue.close().await;
+    if let Some(e) = health.fatal_error() {
+        return Err(e.into());
+    }
     tracing::info!("stopped; pending rows stay in the database");
     Ok(())
 }

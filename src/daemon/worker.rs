@@ -23,6 +23,9 @@ use crate::throttle::{backoff, TokenLimiter};
 /// abandoned and its rows go back to `pending`.
 pub const DRAIN: Duration = Duration::from_secs(3);
 
+/// How long the worker waits before it tries again to record an outcome the database refused.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
+
 /// Where requests go.
 #[derive(Debug, Clone)]
 pub enum Sender {
@@ -194,9 +197,7 @@ impl Worker {
                         batch.plan.skip_status();
                         tracing::info!(target = %target, ids = ?batch.plan.skipped, "skipped: the user set a status by hand");
                         if batch.plan.patch.is_empty() {
-                            self.queue
-                                .finish(&batch, &Finish::NotSent, now, self.clock.now())
-                                .await?;
+                            self.record(&batch, &Finish::NotSent, now, shutdown).await?;
                             log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
                             return Ok(());
                         }
@@ -205,10 +206,7 @@ impl Worker {
                 // The read failed: treat it like a failed set (retry, pause, hold or fail).
                 other => {
                     let finish = self.decide(target, &batch.rows, other);
-                    return self
-                        .queue
-                        .finish(&batch, &finish, now, self.clock.now())
-                        .await;
+                    return self.record(&batch, &finish, now, shutdown).await;
                 }
             }
         }
@@ -218,15 +216,45 @@ impl Worker {
         self.limiter.record(target.user.as_deref(), started);
         let outcome = guarded(self.sender.set_profile(target, &batch.plan.patch), shutdown).await;
         let finish = self.decide(target, &batch.rows, outcome);
-        self.queue
-            .finish(&batch, &finish, started, self.clock.now())
-            .await?;
+        self.record(&batch, &finish, started, shutdown).await?;
         if finish == Finish::Sent {
             let plan = &batch.plan;
             tracing::info!(target = %target, ids = ?plan.contributors, "sent");
             log_unsent(target, &plan.superseded, &plan.expired);
         }
         Ok(())
+    }
+
+    /// Record how the request for `batch` ended. A failure to write it (a full disk, a lock
+    /// held too long) is retried until it succeeds: the rows stay claimed meanwhile, so that
+    /// no newer row of the target can overtake them. Only shutdown or a database that cannot
+    /// be used any more ends the wait; the rows are then still `in_flight` on disk and go back
+    /// to `pending` at the next start.
+    async fn record(
+        &self,
+        batch: &Batch,
+        finish: &Finish,
+        started: DateTime<Utc>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), QueueError> {
+        loop {
+            let e = match self
+                .queue
+                .finish(batch, finish, started, self.clock.now())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => e,
+            };
+            let ids: Vec<i64> = batch.rows.iter().map(|r| r.id).collect();
+            tracing::error!(token = %self.token, ids = ?ids, error = %e,
+                "cannot record how a request ended; the rows stay claimed, retrying in 1s");
+            tokio::select! {
+                _ = tokio::time::sleep(RECORD_RETRY) => {}
+                _ = shutdown.cancelled() => return Err(e),
+            }
+        }
     }
 
     /// Whether the row whose status would go out asked to respect a manual status.

@@ -1,186 +1,61 @@
-//! Claims and finishes of many workers, gathered into shared statements (group commit).
+//! The statements of claims and finishes, written for many targets at once (group commit).
 //!
 //! When a thousand rules fire at one instant on a thousand tokens, every token's worker claims
 //! its rows at once, and a moment later records how its request ended. A transaction each
-//! would queue two thousand commits, and ten round trips to SQLite's thread apiece, behind the
-//! database's single write lock: the last token's request would start a second late.
-//!
-//! So each call leaves its operation in a shared list and waits for its turn at the writer
-//! connection. Whoever gets the turn runs everything in the list: all the finishes as one
-//! transaction sent in one round trip, then all the claims as one `UPDATE … RETURNING`, and
-//! hands every caller its own result. Alone, a call costs one round trip; under load, one
-//! commit serves everyone who was waiting. If a shared run fails, each of its operations runs
-//! again on its own, so that one bad row fails only its own caller.
+//! would queue two thousand commits behind the database's single write lock: the last token's
+//! request would start a second late. So the writer (`writer.rs`) hands every waiting claim
+//! to [`claim_all`] and every waiting finish to [`finish_all`]: one set-based statement serves
+//! them all, inside one transaction the writer opens and commits.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection as _, Row as _, SqliteConnection};
-use tokio::sync::oneshot;
-use tokio::sync::OwnedMutexGuard;
+use sqlx::SqliteConnection;
 
 use super::{
     hold_token, merge, ms, row_to_update, Batch, Claim, Finish, MergeInput, MergePlan, QueueError,
-    Target, Update, Writer, ROW_COLUMNS, SKIPPED_MANUAL,
+    Target, Update, ROW_COLUMNS, SKIPPED_MANUAL,
 };
 
 /// A claim of every pending row of `target`, as [`super::Queue::claim`] describes it.
-struct ClaimOp {
-    target: Target,
-    now: DateTime<Utc>,
+pub(super) struct ClaimOp {
+    /// Whose rows.
+    pub(super) target: Target,
+    /// Claim only if the first row is due at this instant.
+    pub(super) now: DateTime<Utc>,
 }
 
 /// The outcome of one request, as [`super::Queue::finish`] describes it.
-struct FinishOp {
-    target: Target,
+pub(super) struct FinishOp {
+    /// Whose rows.
+    pub(super) target: Target,
     /// The claimed rows: id and attempts spent before this request.
-    rows: Vec<(i64, u32)>,
-    plan: MergePlan,
-    outcome: Finish,
-    started_at: DateTime<Utc>,
-    now: DateTime<Utc>,
+    pub(super) rows: Vec<(i64, u32)>,
+    /// Each row's fate if the request succeeded.
+    pub(super) plan: MergePlan,
+    /// How it ended.
+    pub(super) outcome: Finish,
+    /// When the request started (logged in `sends` unless nothing was sent).
+    pub(super) started_at: DateTime<Utc>,
+    /// When it ended.
+    pub(super) now: DateTime<Utc>,
+    /// Whether a request started (and so goes into `sends` for the throttle).
+    pub(super) log_start: bool,
 }
 
-type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
-
-/// Operations waiting for the next turn at the writer, with where each answer goes.
-#[derive(Default)]
-struct Waiting {
-    claims: Vec<(ClaimOp, Reply<Claim>)>,
-    finishes: Vec<(FinishOp, Reply<()>)>,
-}
-
-/// Gathers the claims and finishes of concurrent callers into shared transactions. The turn
-/// is the writer connection's lock: while one gathered set runs, the next set gathers.
-#[derive(Default)]
-pub(super) struct Combiner {
-    waiting: Mutex<Waiting>,
-}
-
-impl fmt::Debug for Combiner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Combiner").finish_non_exhaustive()
-    }
-}
-
-impl Combiner {
-    /// Claim every pending row of `target` if its first row is due at `now`.
-    pub(super) async fn claim(
-        &self,
-        writer: &Writer,
-        target: &Target,
-        now: DateTime<Utc>,
-    ) -> Result<Claim, QueueError> {
-        let (reply, answer) = oneshot::channel();
-        let op = ClaimOp {
-            target: target.clone(),
-            now,
-        };
-        self.lock_waiting().claims.push((op, reply));
-        self.wait(writer, answer).await
-    }
-
-    /// Record how the request for `batch` ended.
-    pub(super) async fn finish(
-        &self,
-        writer: &Writer,
-        batch: &Batch,
-        outcome: &Finish,
-        started_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
-        let (reply, answer) = oneshot::channel();
-        let Some(first) = batch.rows.first() else {
-            return Ok(());
-        };
-        let op = FinishOp {
+impl FinishOp {
+    /// `batch` was claimed for a request that will never start: put its rows back.
+    pub(super) fn requeue(batch: &Batch) -> FinishOp {
+        let first = &batch.rows[0];
+        FinishOp {
             target: first.target.clone(),
             rows: batch.rows.iter().map(|r| (r.id, r.attempts)).collect(),
             plan: batch.plan.clone(),
-            outcome: outcome.clone(),
-            started_at,
-            now,
-        };
-        self.lock_waiting().finishes.push((op, reply));
-        self.wait(writer, answer).await
-    }
-
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        // Nothing panics while holding it; if something did, the list is still whole.
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wait until either someone else's turn has answered our operation, or it is our turn:
-    /// then run whatever has gathered, ours included.
-    async fn wait<T>(
-        &self,
-        writer: &Writer,
-        mut answer: oneshot::Receiver<Result<T, QueueError>>,
-    ) -> Result<T, QueueError> {
-        // Not only the turn: a thousand callers whose operations one turn already answered
-        // would otherwise still pass the lock from one to the next before they could go on.
-        let turn = tokio::select! {
-            biased;
-            done = &mut answer => return done.unwrap_or(Err(QueueError::Interrupted)),
-            turn = writer.clone().lock_owned() => turn,
-        };
-        let waiting = std::mem::take(&mut *self.lock_waiting());
-        if !waiting.claims.is_empty() || !waiting.finishes.is_empty() {
-            // A task of its own: a caller that goes away must not leave the others'
-            // operations half done.
-            let _ = tokio::spawn(run(turn, waiting)).await;
-        } else {
-            drop(turn);
-        }
-        answer.await.unwrap_or(Err(QueueError::Interrupted))
-    }
-}
-
-/// Run the gathered operations and answer each caller: the finishes together, then the
-/// claims together. If a shared run fails, each of its operations runs again on its own.
-async fn run(mut turn: OwnedMutexGuard<Option<SqliteConnection>>, waiting: Waiting) {
-    // Closed: dropping the replies answers every caller with `Interrupted`.
-    let Some(writer) = turn.as_mut() else {
-        return;
-    };
-    let Waiting { claims, finishes } = waiting;
-    let (ops, replies): (Vec<_>, Vec<_>) = finishes.into_iter().unzip();
-    if !ops.is_empty() {
-        match finish_all(writer, &ops).await {
-            Ok(()) => replies.into_iter().for_each(|r| drop(r.send(Ok(())))),
-            Err(e) if ops.len() == 1 => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Err(_) => {
-                for (op, reply) in ops.iter().zip(replies) {
-                    let _ = reply.send(finish_all(writer, std::slice::from_ref(op)).await);
-                }
-            }
-        }
-    }
-    let (ops, replies): (Vec<_>, Vec<_>) = claims.into_iter().unzip();
-    if !ops.is_empty() {
-        match claim_all(writer, &ops).await {
-            Ok(claimed) => {
-                for (reply, claim) in replies.into_iter().zip(claimed) {
-                    let _ = reply.send(Ok(claim));
-                }
-            }
-            Err(e) if ops.len() == 1 => {
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Err(_) => {
-                for (op, reply) in ops.iter().zip(replies) {
-                    let claimed = claim_all(writer, std::slice::from_ref(op)).await;
-                    let _ = reply.send(claimed.map(|mut c| c.pop().unwrap_or(Claim::NotReady)));
-                }
-            }
+            outcome: Finish::Requeue,
+            started_at: first.updated_at,
+            now: first.updated_at,
+            log_start: false,
         }
     }
 }
@@ -224,12 +99,8 @@ const CHANGE_ROWS: &str = "UPDATE updates SET state = c.value ->> 1,
 const LOG_STARTS: &str = "INSERT INTO sends (token, user, started_at)
     SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2 FROM json_each(?2) AS s";
 
-/// [`LOG_STARTS`] and [`CHANGE_ROWS`] as one transaction in one round trip to SQLite's thread.
-static FINISH: LazyLock<String> =
-    LazyLock::new(|| format!("BEGIN IMMEDIATE; {LOG_STARTS}; {CHANGE_ROWS}; COMMIT"));
-
-/// [`LOG_STARTS`] and [`CHANGE_ROWS`] inside a transaction the caller holds.
-static FINISH_IN_TX: LazyLock<String> = LazyLock::new(|| format!("{LOG_STARTS}; {CHANGE_ROWS}"));
+/// [`LOG_STARTS`] and [`CHANGE_ROWS`] in one round trip to SQLite's thread.
+static FINISH: LazyLock<String> = LazyLock::new(|| format!("{LOG_STARTS}; {CHANGE_ROWS}"));
 
 /// Claim, for each (token, user, now) in the JSON array `?1` whose first pending row (in
 /// firing order) is due at its `now`, every pending row of that target; stamp them with `?2`.
@@ -261,9 +132,10 @@ async fn change_rows(
     Ok(())
 }
 
-/// Record the outcomes, atomically and in one round trip: each request's real start (the
-/// throttle rebuilds its windows from these after a restart) and the rows' new states.
-async fn finish_all(
+/// Record the outcomes inside the writer's transaction, in one round trip: each request's
+/// real start (the throttle rebuilds its windows from these after a restart) and the rows'
+/// new states.
+pub(super) async fn finish_all(
     writer: &mut SqliteConnection,
     finishes: &[FinishOp],
 ) -> Result<(), QueueError> {
@@ -271,7 +143,7 @@ async fn finish_all(
     let mut starts: Vec<(&str, &str, i64)> = Vec::new();
     for f in finishes {
         let t = ms(f.now);
-        if f.outcome != Finish::NotSent {
+        if f.log_start {
             starts.push((&f.target.token, f.target.user_col(), ms(f.started_at)));
         }
         match &f.outcome {
@@ -315,39 +187,22 @@ async fn finish_all(
             _ => None,
         })
         .collect();
-    if holds.is_empty() {
-        let done = sqlx::query(&FINISH)
-            .bind(changes)
-            .bind(starts)
-            .execute(&mut *writer)
-            .await;
-        if let Err(e) = done {
-            // The transaction began inside the query: end it here, or the next write would
-            // find the connection still inside it.
-            if writer.is_in_transaction() {
-                let _ = sqlx::query("ROLLBACK").execute(&mut *writer).await;
-            }
-            return Err(e.into());
-        }
-        return Ok(());
-    }
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(&FINISH_IN_TX)
+    sqlx::query(&FINISH)
         .bind(changes)
         .bind(starts)
-        .execute(&mut *tx)
+        .execute(&mut *writer)
         .await?;
     for (f, error) in holds {
-        hold_token(&mut tx, &f.target.token, error, f.now).await?;
+        hold_token(writer, &f.target.token, error, f.now).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
 /// Claim, for each target whose first pending row (in firing order) is due, every pending
 /// row, in one statement; merge each target's rows; finish at once the targets that have
-/// nothing left to send.
-async fn claim_all(
+/// nothing left to send — all inside the writer's transaction, so that a failure anywhere
+/// leaves every row as it was.
+pub(super) async fn claim_all(
     writer: &mut SqliteConnection,
     claims: &[ClaimOp],
 ) -> Result<Vec<Claim>, QueueError> {
@@ -356,10 +211,7 @@ async fn claim_all(
         .map(|c| (c.target.token.as_str(), c.target.user_col(), ms(c.now)))
         .collect();
     // The rows are stamped with the latest `now` of the batch: the throttle counts a request
-    // lost in a crash from this stamp, and later is the safe side. No transaction: one
-    // statement is atomic, and whatever follows it (finishing rows with nothing to send,
-    // failing unreadable ones) is safe to lose in a crash — recovery puts in-flight rows back
-    // to pending.
+    // lost in a crash from this stamp, and later is the safe side.
     let latest = claims.iter().map(|c| ms(c.now)).max().unwrap_or_default();
     let raw = sqlx::query(&CLAIM)
         .bind(serde_json::to_string(&wanted).expect("targets serialize"))
@@ -376,14 +228,8 @@ async fn claim_all(
                 id,
                 format!("the stored patch is not valid JSON ({source}); drop this row or fix the patch and retry it"),
             )),
-            Err(e) => {
-                // Cannot happen short of a changed schema; still, leave no row stranded.
-                let ids = raw.iter().filter_map(|r| r.try_get::<i64, _>("id").ok());
-                let back: Vec<RowChange<'_>> =
-                    ids.map(|id| (id, "pending", 0, None, None, latest, None)).collect();
-                change_rows(writer, &back).await?;
-                return Err(e);
-            }
+            // Cannot happen short of a changed schema; the writer rolls the claim back.
+            Err(e) => return Err(e),
         }
     }
     let mut claimed = Vec::with_capacity(claims.len());

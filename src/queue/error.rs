@@ -8,6 +8,18 @@ pub enum QueueError {
     /// The database does not exist and may not be created here.
     #[error("no queue database at {0}; start the daemon (`slack-statusd run`) once to create it, or pass the --config the service uses")]
     Missing(PathBuf),
+    /// The file exists but is empty: SQLite would take it for a new database, and only `run`
+    /// may create one.
+    #[error("{0} is an empty file, not a queue database; start the daemon (`slack-statusd run`) once to create it there, or pass the --config the service uses")]
+    Empty(PathBuf),
+    /// The database cannot be used any more while the daemon runs.
+    #[error("the queue database {path} cannot be used any more: {reason}; slack-statusd stops so that it can be restarted (systemd does this by itself)")]
+    Fatal {
+        /// The database file.
+        path: PathBuf,
+        /// What happened to it.
+        reason: String,
+    },
     /// Opening the database, or a query on it, failed.
     #[error("queue database {path}: {source}")]
     Open {
@@ -69,10 +81,38 @@ impl QueueError {
     }
 }
 
-fn is_busy(e: &sqlx::Error) -> bool {
-    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+impl QueueError {
+    /// Why a failed write means the database cannot be used any more, if it does: SQLite
+    /// found it corrupt, not a database, read-only, or could not open it. A full disk, a busy
+    /// lock or an I/O error pass (the write is retried); these do not.
+    pub(crate) fn fatal_reason(&self) -> Option<String> {
+        let (QueueError::Sql(e) | QueueError::Open { source: e, .. }) = self else {
+            return None;
+        };
+        let reason = match sqlite_code(e)? & 0xff {
+            8 => "it became read-only",
+            11 => "it is corrupt",
+            14 => "it can no longer be opened",
+            26 => "it is not a database",
+            _ => return None,
+        };
+        Some(format!("{reason} ({e})"))
+    }
+
+    /// Whether this error means the database cannot be used any more.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, QueueError::Fatal { .. }) || self.fatal_reason().is_some()
+    }
+}
+
+/// SQLite's (extended) result code of a database error.
+fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
     e.as_database_error()
         .and_then(|d| d.code())
         .and_then(|c| c.parse::<i32>().ok())
-        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with or without extended codes.
+    sqlite_code(e).is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }

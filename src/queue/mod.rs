@@ -2,10 +2,12 @@
 //!
 //! Every firing becomes a row here before anything is sent. A row moves
 //! `pending → in_flight → sent | failed | superseded | expired`, or back to `pending` for a
-//! retry; `held` rows wait for their token to be fixed. Every write goes through one writer
-//! connection; a claim is a single `UPDATE … RETURNING`, and writes of several statements run
-//! in `BEGIN IMMEDIATE` transactions: a deferred read-then-write transaction would fail with
-//! `SQLITE_BUSY` instead of waiting for another process's writer (the CLI).
+//! retry; `held` rows wait for their token to be fixed. Reads share a pool of connections;
+//! every write is a message to the one writer task (`writer.rs`), which owns the write
+//! connection and runs each write in a `BEGIN IMMEDIATE` transaction (a deferred
+//! read-then-write transaction would fail with `SQLITE_BUSY` instead of waiting for another
+//! process's writer, the CLI), gathering concurrent claims and finishes into shared ones
+//! (`batch.rs`). A write reports success only once it is committed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
+use tokio::sync::oneshot;
 
 use crate::profile::Patch;
 
@@ -23,26 +26,23 @@ mod batch;
 mod error;
 pub mod merge;
 mod model;
+mod writer;
 
 pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
 pub use model::{Advance, Batch, Claim, Finish, NewUpdate, ReadyTarget, State, Target, Update};
-
-/// The writer connection, shared by every clone of a [`Queue`].
-type Writer = Arc<tokio::sync::Mutex<Option<SqliteConnection>>>;
+pub use writer::Health;
 
 /// Handle to the queue database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Queue {
     /// Readers (`queue list`, the workers' look for ready targets) share these connections.
     pool: SqlitePool,
-    /// The one connection that writes, held for good (`None` once closed). SQLite allows one
-    /// writer at a time anyway: waiting for this lock, in order, beats SQLite's busy handler,
-    /// which sleeps up to 100 ms between tries; and unlike a pooled connection it is not
-    /// pinged, one more round trip, every time it is put back.
-    writer: Writer,
-    /// Gathers concurrent claims and finishes into shared transactions.
-    combiner: Arc<batch::Combiner>,
+    /// The writer task, which owns the one connection that writes. SQLite allows one writer
+    /// at a time anyway: a channel, drained in order, beats SQLite's busy handler, which
+    /// sleeps up to 100 ms between tries, and lets concurrent claims share one commit.
+    writer: writer::Handle,
+    /// The database file.
     path: PathBuf,
 }
 
@@ -94,8 +94,15 @@ impl Queue {
     /// request or re-applies a firing through catch-up — and a thousand tokens firing at once
     /// are not serialised behind a thousand fsyncs.
     pub async fn open(path: &Path, create: bool) -> Result<Queue, QueueError> {
-        if !create && !path.exists() {
-            return Err(QueueError::Missing(path.to_path_buf()));
+        if !create {
+            match std::fs::metadata(path) {
+                Err(_) => return Err(QueueError::Missing(path.to_path_buf())),
+                // SQLite takes an empty file for a new database; only `run` may create one.
+                Ok(m) if m.is_file() && m.len() == 0 => {
+                    return Err(QueueError::Empty(path.to_path_buf()))
+                }
+                Ok(_) => {}
+            }
         }
         if create {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -138,8 +145,7 @@ impl Queue {
             })?;
         Ok(Queue {
             pool,
-            writer: Arc::new(tokio::sync::Mutex::new(Some(writer))),
-            combiner: Default::default(),
+            writer: writer::Handle::start(writer, path),
             path: path.to_path_buf(),
         })
     }
@@ -152,18 +158,19 @@ impl Queue {
     /// Close the connections, checkpointing the WAL. Writes after this fail with
     /// [`QueueError::Interrupted`].
     pub async fn close(&self) {
-        if let Some(writer) = self.writer.lock().await.take() {
-            let _ = writer.close().await;
-        }
+        self.writer.close().await;
         self.pool.close().await;
     }
 
-    /// The writer connection, once it is our turn.
-    async fn write(
-        &self,
-    ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>, QueueError> {
-        tokio::sync::MutexGuard::try_map(self.writer.lock().await, Option::as_mut)
-            .map_err(|_| QueueError::Interrupted)
+    /// Whether the database can still be used: [`Health::fatal`] fires once it cannot (the
+    /// file was deleted or replaced, or it turned corrupt or read-only), and the daemon exits.
+    pub fn health(&self) -> &Arc<Health> {
+        self.writer.health()
+    }
+
+    /// Run `work` in a transaction of the writer's; its value once committed.
+    async fn write<T: Send + 'static>(&self, work: writer::WriteFn<T>) -> Result<T, QueueError> {
+        self.writer.run(work).await
     }
 
     /// Put rows left `in_flight` by a previous run back to `pending`: their request may or may
@@ -171,23 +178,25 @@ impl Queue {
     /// Each such request is logged as started at its claim, as a finished one would have been,
     /// so that the throttle counts it. Returns how many rows were recovered.
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<u64, QueueError> {
-        let mut w = self.write().await?;
-        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        // A claim stamps all rows of one request with the same `updated_at`.
-        sqlx::query(
-            "INSERT INTO sends (token, user, started_at)
-             SELECT DISTINCT token, user, updated_at FROM updates WHERE state = 'in_flight'",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(
-            "UPDATE updates SET state = 'pending', updated_at = ? WHERE state = 'in_flight'",
-        )
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                // A claim stamps all rows of one request with the same `updated_at`.
+                sqlx::query(
+                    "INSERT INTO sends (token, user, started_at)
+                     SELECT DISTINCT token, user, updated_at FROM updates WHERE state = 'in_flight'",
+                )
+                .execute(&mut *conn)
+                .await?;
+                let done = sqlx::query(
+                    "UPDATE updates SET state = 'pending', updated_at = ? WHERE state = 'in_flight'",
+                )
+                .bind(ms(now))
+                .execute(&mut *conn)
+                .await?;
+                Ok(done.rows_affected())
+            })
+        }))
+        .await
     }
 
     /// Put `held` rows of `token` back to `pending` (its config changed, or a fresh start).
@@ -196,15 +205,21 @@ impl Queue {
         token: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
-        let done = sqlx::query(
-            "UPDATE updates SET state = 'pending', updated_at = ?1
-             WHERE state = 'held' AND (?2 IS NULL OR token = ?2)",
-        )
-        .bind(ms(now))
-        .bind(token)
-        .execute(&mut *self.write().await?)
-        .await?;
-        Ok(done.rows_affected())
+        let token = token.map(str::to_string);
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE updates SET state = 'pending', updated_at = ?1
+                     WHERE state = 'held' AND (?2 IS NULL OR token = ?2)",
+                )
+                .bind(ms(now))
+                .bind(token)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected())
+            })
+        }))
+        .await
     }
 
     /// Fail the unfinished rows of tokens that are no longer in the config, with the reason
@@ -215,16 +230,21 @@ impl Queue {
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
         let known = serde_json::to_string(known).expect("strings serialize");
-        let done = sqlx::query(
-            "UPDATE updates SET state = 'failed', last_error = 'token_removed', updated_at = ?1, finished_at = ?1
-             WHERE state IN ('pending', 'held', 'in_flight')
-               AND token NOT IN (SELECT value FROM json_each(?2))",
-        )
-        .bind(ms(now))
-        .bind(known)
-        .execute(&mut *self.write().await?)
-        .await?;
-        Ok(done.rows_affected())
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE updates SET state = 'failed', last_error = 'token_removed', updated_at = ?1, finished_at = ?1
+                     WHERE state IN ('pending', 'held', 'in_flight')
+                       AND token NOT IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(ms(now))
+                .bind(known)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected())
+            })
+        }))
+        .await
     }
 
     /// Move `rule`'s mark forward to `until` (never backward), enqueueing `firing` in the same
@@ -260,79 +280,11 @@ impl Queue {
             // A start or reload with no new rule: no transaction at all.
             return Ok(Vec::new());
         }
-        let names: Vec<&str> = advances.iter().map(|a| a.rule.as_str()).collect();
-        let marks: Vec<(&str, i64)> = advances
-            .iter()
-            .map(|a| (a.rule.as_str(), ms(a.until)))
-            .collect();
-        let mut w = self.write().await?;
-        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        let stored: HashMap<String, i64> = sqlx::query(
-            "SELECT rule, scheduled_until FROM rule_marks
-             WHERE rule IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(serde_json::to_string(&names).expect("names serialize"))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("rule")?, r.try_get("scheduled_until")?)))
-        .collect::<Result<_, QueueError>>()?;
-        // Which advances enqueue a row, and the rows in that order.
-        let mut new_rows = Vec::new();
-        let mut enqueues = Vec::with_capacity(advances.len());
-        for a in advances {
-            let fresh = a
-                .firing
-                .as_ref()
-                .filter(|f| stored.get(&a.rule).is_none_or(|&mark| ms(f.fire_at) > mark));
-            enqueues.push(fresh.is_some());
-            if let Some(f) = fresh {
-                let patch = serde_json::to_string(&f.patch).expect("patch serializes");
-                let target = &f.target;
-                new_rows.push((
-                    f.rule.as_deref(),
-                    target.token.as_str(),
-                    target.user_col(),
-                    ms(f.fire_at),
-                    patch,
-                    f.respect_manual as i64,
-                ));
-            }
-        }
-        let mut ids: Vec<i64> = Vec::new();
-        if !new_rows.is_empty() {
-            // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the
-            // ids, sorted, are the rows' in order; RETURNING itself promises no order.
-            ids = sqlx::query_scalar(
-                "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state,
-                                      not_before, created_at, updated_at)
-                 SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
-                        f.value ->> 5, 'pending', f.value ->> 3, ?2, ?2
-                 FROM json_each(?1) AS f ORDER BY f.key
-                 RETURNING id",
-            )
-            .bind(serde_json::to_string(&new_rows).expect("rows serialize"))
-            .bind(ms(now))
-            .fetch_all(&mut *tx)
-            .await?;
-            ids.sort_unstable();
-        }
-        // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
-        sqlx::query(
-            "INSERT INTO rule_marks (rule, scheduled_until)
-             SELECT m.value ->> 0, m.value ->> 1 FROM json_each(?1) AS m WHERE true
-             ON CONFLICT (rule) DO UPDATE
-                 SET scheduled_until = max(scheduled_until, excluded.scheduled_until)",
-        )
-        .bind(serde_json::to_string(&marks).expect("marks serialize"))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let mut ids = ids.into_iter();
-        Ok(enqueues
-            .into_iter()
-            .map(|enqueued| if enqueued { ids.next() } else { None })
-            .collect())
+        let advances = advances.to_vec();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { advance_marks(conn, &advances, now).await })
+        }))
+        .await
     }
 
     /// Every rule's mark, by rule name.
@@ -347,8 +299,11 @@ impl Queue {
 
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
-        // One statement is atomic on its own: no explicit transaction, one round trip.
-        insert_update(&mut *self.write().await?, update, now).await
+        let update = update.clone();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { insert_update(conn, &update, now).await })
+        }))
+        .await
     }
 
     /// Targets of `token` with pending rows, each with the instant its first row (in firing
@@ -384,7 +339,12 @@ impl Queue {
     /// the rows become `in_flight`. Concurrent claims share one `UPDATE … RETURNING` (see
     /// `queue/batch.rs`).
     pub async fn claim(&self, target: &Target, now: DateTime<Utc>) -> Result<Claim, QueueError> {
-        self.combiner.claim(&self.writer, target, now).await
+        let (reply, answer) = oneshot::channel();
+        let op = batch::ClaimOp {
+            target: target.clone(),
+            now,
+        };
+        self.writer.send(writer::Op::Claim(op, reply), answer).await
     }
 
     /// Record how the request for `batch` (from [`Claim::Send`]) ended, and, unless it was
@@ -397,8 +357,21 @@ impl Queue {
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        self.combiner
-            .finish(&self.writer, batch, outcome, started_at, now)
+        let Some(first) = batch.rows.first() else {
+            return Ok(());
+        };
+        let (reply, answer) = oneshot::channel();
+        let op = batch::FinishOp {
+            target: first.target.clone(),
+            rows: batch.rows.iter().map(|r| (r.id, r.attempts)).collect(),
+            plan: batch.plan.clone(),
+            outcome: outcome.clone(),
+            started_at,
+            now,
+            log_start: *outcome != Finish::NotSent,
+        };
+        self.writer
+            .send(writer::Op::Finish(op, reply), answer)
             .await
     }
 
@@ -455,17 +428,23 @@ impl Queue {
         before: DateTime<Utc>,
         sends_before: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
-        let done = sqlx::query(
-            "DELETE FROM updates WHERE finished_at IS NOT NULL AND finished_at < ?
-               AND state NOT IN ('pending', 'in_flight', 'held')",
-        );
-        let mut w = self.write().await?;
-        let done = done.bind(ms(before)).execute(&mut *w).await?;
-        sqlx::query("DELETE FROM sends WHERE started_at < ?")
-            .bind(ms(sends_before))
-            .execute(&mut *w)
-            .await?;
-        Ok(done.rows_affected())
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "DELETE FROM updates WHERE finished_at IS NOT NULL AND finished_at < ?
+                       AND state NOT IN ('pending', 'in_flight', 'held')",
+                )
+                .bind(ms(before))
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("DELETE FROM sends WHERE started_at < ?")
+                    .bind(ms(sends_before))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(done.rows_affected())
+            })
+        }))
+        .await
     }
 
     /// A watcher holding one connection of its own: `PRAGMA data_version` is per connection.
@@ -480,25 +459,35 @@ impl Queue {
     /// Put a finished-but-not-sent row (failed, held, skipped, expired, superseded) back to
     /// `pending`, with its attempts reset. Returns whether a row changed.
     pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, QueueError> {
-        let done = sqlx::query(
-            "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
-                 finished_at = NULL
-             WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
-        )
-        .bind(id)
-        .bind(ms(now))
-        .execute(&mut *self.write().await?)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
+                         finished_at = NULL
+                     WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
+                )
+                .bind(id)
+                .bind(ms(now))
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        }))
+        .await
     }
 
     /// Delete a row that is not in flight. Returns whether a row was deleted.
     pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
-        let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
-            .bind(id)
-            .execute(&mut *self.write().await?)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        }))
+        .await
     }
 
     /// How many rows are in `state`.
@@ -519,11 +508,11 @@ impl Queue {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
-        let mut w = self.write().await?;
-        let mut tx = w.begin_with("BEGIN IMMEDIATE").await?;
-        let n = hold_token(&mut tx, token, error, now).await?;
-        tx.commit().await?;
-        Ok(n)
+        let (token, error) = (token.to_string(), error.to_string());
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { hold_token(conn, &token, &error, now).await })
+        }))
+        .await
     }
 
     /// The status most recently sent to `target` by this daemon, if any: a status equal to it
@@ -561,8 +550,86 @@ impl Queue {
     }
 }
 
+/// The statements of [`Queue::advance_rules`], inside the writer's transaction.
+async fn advance_marks(
+    conn: &mut SqliteConnection,
+    advances: &[Advance],
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<i64>>, QueueError> {
+    let names: Vec<&str> = advances.iter().map(|a| a.rule.as_str()).collect();
+    let marks: Vec<(&str, i64)> = advances
+        .iter()
+        .map(|a| (a.rule.as_str(), ms(a.until)))
+        .collect();
+    let stored: HashMap<String, i64> = sqlx::query(
+        "SELECT rule, scheduled_until FROM rule_marks
+             WHERE rule IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(&names).expect("names serialize"))
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("rule")?, r.try_get("scheduled_until")?)))
+    .collect::<Result<_, QueueError>>()?;
+    // Which advances enqueue a row, and the rows in that order.
+    let mut new_rows = Vec::new();
+    let mut enqueues = Vec::with_capacity(advances.len());
+    for a in advances {
+        let fresh = a
+            .firing
+            .as_ref()
+            .filter(|f| stored.get(&a.rule).is_none_or(|&mark| ms(f.fire_at) > mark));
+        enqueues.push(fresh.is_some());
+        if let Some(f) = fresh {
+            let patch = serde_json::to_string(&f.patch).expect("patch serializes");
+            let target = &f.target;
+            new_rows.push((
+                f.rule.as_deref(),
+                target.token.as_str(),
+                target.user_col(),
+                ms(f.fire_at),
+                patch,
+                f.respect_manual as i64,
+            ));
+        }
+    }
+    let mut ids: Vec<i64> = Vec::new();
+    if !new_rows.is_empty() {
+        // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the
+        // ids, sorted, are the rows' in order; RETURNING itself promises no order.
+        ids = sqlx::query_scalar(
+            "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state,
+                                      not_before, created_at, updated_at)
+                 SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
+                        f.value ->> 5, 'pending', f.value ->> 3, ?2, ?2
+                 FROM json_each(?1) AS f ORDER BY f.key
+                 RETURNING id",
+        )
+        .bind(serde_json::to_string(&new_rows).expect("rows serialize"))
+        .bind(ms(now))
+        .fetch_all(&mut *conn)
+        .await?;
+        ids.sort_unstable();
+    }
+    // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
+    sqlx::query(
+        "INSERT INTO rule_marks (rule, scheduled_until)
+             SELECT m.value ->> 0, m.value ->> 1 FROM json_each(?1) AS m WHERE true
+             ON CONFLICT (rule) DO UPDATE
+                 SET scheduled_until = max(scheduled_until, excluded.scheduled_until)",
+    )
+    .bind(serde_json::to_string(&marks).expect("marks serialize"))
+    .execute(&mut *conn)
+    .await?;
+    let mut ids = ids.into_iter();
+    Ok(enqueues
+        .into_iter()
+        .map(|enqueued| if enqueued { ids.next() } else { None })
+        .collect())
+}
+
 async fn hold_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    conn: &mut SqliteConnection,
     token: &str,
     error: &str,
     now: DateTime<Utc>,
@@ -574,7 +641,7 @@ async fn hold_token(
     .bind(ms(now))
     .bind(token)
     .bind(format!("token failed: {error}"))
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
@@ -591,8 +658,8 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(10))
 }
 
-async fn insert_update<'e>(
-    executor: impl sqlx::SqliteExecutor<'e>,
+async fn insert_update(
+    conn: &mut SqliteConnection,
     u: &NewUpdate,
     now: DateTime<Utc>,
 ) -> Result<i64, QueueError> {
@@ -609,7 +676,7 @@ async fn insert_update<'e>(
     .bind(patch)
     .bind(u.respect_manual as i64)
     .bind(ms(now))
-    .fetch_one(executor)
+    .fetch_one(conn)
     .await?;
     Ok(id)
 }
