@@ -344,7 +344,8 @@ fn side_files_made_by_root_are_given_to_the_databases_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_and_finishes_each_get_their_own_rows() {
     let (_d, q) = open().await;
-    let n = 60;
+    // A thousand callers at once, through the one writer, as at a 9:00 with 1,000 tokens.
+    let n = 1000;
     let mut ids = Vec::new();
     for i in 0..n {
         let tgt = target(&format!("tok{i}"), Some(&format!("U{i}")));
