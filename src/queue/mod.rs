@@ -371,7 +371,7 @@ impl Queue {
             log_start: *outcome != Finish::NotSent,
         };
         self.writer
-            .send(writer::Op::Finish(op, reply), answer)
+            .send(writer::Op::Finish(Box::new(op), reply), answer)
             .await
     }
 

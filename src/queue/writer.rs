@@ -61,7 +61,7 @@ pub(super) enum Op {
     /// Claim a target's rows (gathered with the other waiting claims).
     Claim(ClaimOp, Reply<Claim>),
     /// Record a request's outcome (gathered with the other waiting finishes).
-    Finish(FinishOp, Reply<()>),
+    Finish(Box<FinishOp>, Reply<()>),
     /// Any other write, in a transaction of its own.
     Job(Box<dyn Job>),
     /// Close the connection (checkpointing the WAL) and stop.
@@ -297,7 +297,7 @@ impl Writer {
             for op in ops.drain(..) {
                 match op {
                     Op::Claim(op, reply) => claims.push((op, reply)),
-                    Op::Finish(op, reply) => finishes.push((op, reply)),
+                    Op::Finish(op, reply) => finishes.push((*op, reply)),
                     Op::Job(job) => jobs.push(job),
                     Op::Close(done) => close = Some(done),
                 }
