@@ -52,26 +52,7 @@ enum Command {
         json: bool,
     },
     /// Enqueue one immediate update through the same queue and throttle; prints the row id.
-    Set {
-        /// Token name from the config (its name, never its value).
-        #[arg(long)]
-        token: String,
-        /// User ID to update (admin tokens); default: the token's own profile.
-        #[arg(long)]
-        user: Option<String>,
-        /// Status text.
-        #[arg(long)]
-        text: Option<String>,
-        /// Status emoji, such as :coffee:.
-        #[arg(long)]
-        emoji: Option<String>,
-        /// Expire the status this long after the command runs (e.g. 2h, 30m).
-        #[arg(long, value_name = "DURATION")]
-        expire: Option<String>,
-        /// Clear the status.
-        #[arg(long, conflicts_with_all = ["text", "emoji", "expire"])]
-        clear: bool,
-    },
+    Set(SetArgs),
     /// Inspect and manage the queue.
     Queue {
         #[command(subcommand)]
@@ -197,24 +178,7 @@ fn command(path: &Path, command: Command) -> anyhow::Result<()> {
             let log_filter = init_logging(&config);
             runtime()?.block_on(cli::run(config, dry_run, log_filter))?
         }
-        Command::Set {
-            token,
-            user,
-            text,
-            emoji,
-            expire,
-            clear,
-        } => {
-            let args = SetArgs {
-                token,
-                user,
-                text,
-                emoji,
-                expire,
-                clear,
-            };
-            runtime()?.block_on(cli::set(&config, &args, &mut out))?
-        }
+        Command::Set(args) => runtime()?.block_on(cli::set(&config, &args, &mut out))?,
         Command::Queue { action, json } => {
             let action = action.map_or(QueueAction::List, QueueAction::from);
             runtime()?.block_on(cli::queue(&config, action, json, &mut out))?

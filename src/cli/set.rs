@@ -12,20 +12,26 @@ use crate::profile::{self, Patch, Status};
 use crate::queue::{NewUpdate, Target};
 use crate::schedule::expiry_instant;
 
-/// `set`'s arguments as given on the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `set`'s arguments as given on the command line. The field docs are its `--help`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct SetArgs {
-    /// `--token`: a token's name in the config.
+    /// Token name from the config (its name, never its value).
+    #[arg(long, value_name = "NAME")]
     pub token: String,
-    /// `--user`: another user's ID (admin tokens); `None` is the token's own profile.
+    /// User ID to update (admin tokens); default: the token's own profile.
+    #[arg(long, value_name = "ID")]
     pub user: Option<String>,
-    /// `--text`: the status text.
+    /// Status text.
+    #[arg(long)]
     pub text: Option<String>,
-    /// `--emoji`: the status emoji.
+    /// Status emoji, such as :coffee:.
+    #[arg(long)]
     pub emoji: Option<String>,
-    /// `--expire`: a duration after the command runs, in the config's duration grammar.
+    /// Expire the status this long after the command runs (e.g. 2h, 30m).
+    #[arg(long, value_name = "DURATION")]
     pub expire: Option<String>,
-    /// `--clear`: clear the status.
+    /// Clear the status.
+    #[arg(long, conflicts_with_all = ["text", "emoji", "expire"])]
     pub clear: bool,
 }
 
