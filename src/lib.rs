@@ -13,12 +13,13 @@
 //! - [`slack`]: the Web API client (the only module that speaks HTTP) and response classification.
 //! - [`daemon`]: wires them together: the scheduler task and one worker task per token.
 //! - [`clock`]: the injected wall clock.
-//! - [`preview`]: the next firings, for `slack-statusd preview`.
+//! - [`cli`]: the binary's commands — `check`, `preview`, `set`, `queue`, `run` — with their
+//!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod preview;
 pub mod profile;
 pub mod queue;
 pub mod schedule;

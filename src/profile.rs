@@ -16,6 +16,13 @@ pub const CUSTOM_FIELD_PREFIX: &str = "fields.";
 /// The most characters Slack accepts in `status_text`.
 pub const MAX_STATUS_TEXT: usize = 100;
 
+/// The length of `text` if it is over [`MAX_STATUS_TEXT`], counted as Slack counts it: in
+/// Unicode scalar values. One rule for the config's `status_text` and `set --text`.
+pub fn status_text_over_limit(text: &str) -> Option<usize> {
+    let n = text.chars().count();
+    (n > MAX_STATUS_TEXT).then_some(n)
+}
+
 /// The status group of one update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {

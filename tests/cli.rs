@@ -243,3 +243,120 @@ async fn under_journald_logs_carry_no_timestamp_and_never_colours() {
         );
     }
 }
+
+#[test]
+fn set_with_a_token_value_for_its_name_never_echoes_it_and_names_the_known_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("database = \"q.db\"\n{COFFEE}[tokens.bob]\ntoken_env = \"SLACK_TOKEN_BOB\"\n"),
+    );
+    for token in ["xoxp-1234-abcd", "carol"] {
+        let o = run(&["--config", &cfg, "set", "--token", token, "--text", "hi"]);
+        assert_eq!(o.status.code(), Some(1), "{token}: {}", stderr(&o));
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(
+            !out.contains(token) && !err.contains(token),
+            "never echoed: {out}{err}"
+        );
+        assert!(err.contains("known tokens: alice, bob"), "{err}");
+        assert!(
+            !dir.path().join("q.db").exists(),
+            "checked before the database"
+        );
+    }
+}
+
+#[test]
+fn set_checks_its_expiry_with_the_configs_duration_grammar() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &format!("database = \"q.db\"\n{COFFEE}"));
+    for (expire, says) in [
+        ("2 fortnights", "is not a duration"),
+        ("0s", "is zero"),
+        ("100000000y", "past the year 9999"),
+    ] {
+        let o = run(&[
+            "--config", &cfg, "set", "--token", "alice", "--text", "hi", "--expire", expire,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{expire}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{expire}: {}", stderr(&o));
+    }
+    let o = run(&[
+        "--config",
+        &cfg,
+        "set",
+        "--token",
+        "alice",
+        "--text",
+        &"x".repeat(101),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--text is 101 characters; Slack allows at most 100"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn set_then_queue_prints_the_row_as_text_and_as_a_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &format!("database = \"q.db\"\n{COFFEE}"));
+    let db = dir.path().join("q.db");
+    slack_statusd::queue::Queue::open(&db, true)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let before = chrono::Utc::now().timestamp();
+    let o = run(&[
+        "--config", &cfg, "set", "--token", "alice", "--user", "U1", "--text", "Lunch", "--emoji",
+        ":ramen:", "--expire", "1h",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id: i64 = stdout(&o).trim().parse().expect("set prints the row id");
+
+    let o = run(&["--config", &cfg, "queue", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(row["id"], id);
+    assert_eq!(row["state"], "pending");
+    assert_eq!(row["token"], "alice");
+    assert_eq!(row["user"], "U1");
+    assert_eq!(row["rule"], serde_json::Value::Null);
+    assert_eq!(row["profile"]["status_text"], "Lunch");
+    let expires = row["profile"]["status_expiration"].as_i64().unwrap();
+    assert!(
+        (before + 3600..=chrono::Utc::now().timestamp() + 3600).contains(&expires),
+        "one hour after the command ran: {expires}"
+    );
+
+    let o = run(&["--config", &cfg, "queue", "list"]);
+    let line = stdout(&o);
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        fields[..3],
+        [id.to_string().as_str(), "pending", "alice/U1"],
+        "{line}"
+    );
+    assert_eq!(fields[4..], ["attempts=0", "-"], "{line}");
+
+    let o = run(&["--config", &cfg, "queue", "retry", &id.to_string()]);
+    assert_eq!(o.status.code(), Some(1), "a pending row is not retried");
+    assert!(stderr(&o).contains(&format!("row {id} does not exist or is pending")));
+    let o = run(&["--config", &cfg, "queue", "drop", &id.to_string()]);
+    assert_eq!(stdout(&o), format!("row {id} deleted\n"));
+    assert_eq!(stdout(&run(&["--config", &cfg, "queue"])), "");
+}
+
+#[test]
+fn check_says_which_keys_need_a_restart() {
+    let o = run(&["--config", &example(), "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("applies every key except `database`, which takes a restart"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,11 +1,13 @@
 //! Reload of the real binary: a config edit on disk (replaced by rename, as editors do) and
 //! SIGHUP re-read the config; an invalid edit is rejected and the old config keeps running;
-//! a changed token releases the rows held after its authentication failure.
+//! a changed token releases the rows held after its authentication failure; `log_level` and
+//! `retention` take effect without a restart.
 
 mod common;
 
 use std::time::Duration;
 
+use chrono::{TimeDelta, Utc};
 use common::{log_has, replace_file, wait_for, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
@@ -175,5 +177,124 @@ async fn a_changed_drop_in_reloads_like_the_main_file() {
     )
     .await;
     assert!(log_has(&setup.path("daemon.log"), "reloaded"));
+    common::stop(&mut child).await;
+}
+
+/// How many lines of the log contain every one of `needles`.
+fn lines_with(log: &std::path::Path, needles: &[&str]) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_the_log_level_both_ways() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(2), &["xoxp-me"]).await;
+    let body = |level: &str, rule: &str| {
+        format!("log_level = \"{level}\"\n{ME}{}", every_second("me", rule))
+    };
+    let setup = Setup::new(&slack, &body("debug", "loud-rule"));
+    let log = setup.path("daemon.log");
+    let mut child = setup.spawn("daemon.log", &[("RELOAD_ME", "xoxp-me")]);
+    wait_for("loud-rule's firing logged", Duration::from_secs(10), || {
+        lines_with(&log, &["fired", "loud-rule"]) > 0
+    })
+    .await;
+    assert!(lines_with(&log, &["DEBUG"]) > 0, "debug lines under debug");
+
+    // Down to warn: the rule new in this config fires and is sent, and no line says so.
+    setup.write_config(&setup.config_text(&slack, &body("warn", "quiet-rule")));
+    let quiet_sent = || {
+        slack
+            .received()
+            .iter()
+            .filter(|r| r.profile["status_text"] == "quiet-rule")
+            .count()
+    };
+    wait_for(
+        "quiet-rule sent three times",
+        Duration::from_secs(15),
+        || quiet_sent() >= 3,
+    )
+    .await;
+    assert_eq!(
+        lines_with(&log, &["log_level changed", "to=\"warn\""]),
+        1,
+        "the last line under debug says what changed"
+    );
+    assert_eq!(
+        lines_with(&log, &["quiet-rule"]),
+        0,
+        "nothing at info or debug after the switch to warn"
+    );
+
+    // Back up to info: firings are logged again, debug lines are not.
+    let debug_before = lines_with(&log, &["DEBUG"]);
+    setup.write_config(&setup.config_text(&slack, &body("info", "back-rule")));
+    wait_for("back-rule's firing logged", Duration::from_secs(15), || {
+        lines_with(&log, &["fired", "back-rule"]) > 0
+    })
+    .await;
+    assert_eq!(
+        lines_with(&log, &["DEBUG"]),
+        debug_before,
+        "no debug line under info"
+    );
+    common::stop(&mut child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_shortens_retention_purges_old_rows_without_a_restart() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(2), &["xoxp-me"]).await;
+    // The default retention, 30 days: nothing sent now is purged.
+    let setup = Setup::new(&slack, ME);
+    let log = setup.path("daemon.log");
+    let mut child = setup.spawn("daemon.log", &[("RELOAD_ME", "xoxp-me")]);
+    setup.wait_started("daemon.log").await;
+    let sent_rows = || lines_with(&log, &["sent"]);
+
+    let old = setup.set(&["--token", "me", "--text", "old"]);
+    wait_for("the old row sent", Duration::from_secs(10), || {
+        sent_rows() == 1
+    })
+    .await;
+    let finished = common::rows(&setup.db()).await[0].updated_at;
+    // The new retention is 5 s: wait until the old row is past it.
+    let retention = TimeDelta::seconds(5);
+    wait_for(
+        "the old row older than the new retention",
+        Duration::from_secs(10),
+        || Utc::now() - finished > retention + TimeDelta::milliseconds(500),
+    )
+    .await;
+    let fresh = setup.set(&["--token", "me", "--text", "fresh"]);
+    wait_for("the fresh row sent", Duration::from_secs(10), || {
+        sent_rows() == 2
+    })
+    .await;
+    let ids =
+        |rows: Vec<slack_statusd::queue::Update>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(common::rows(&setup.db()).await),
+        [fresh, old],
+        "both kept under 30d"
+    );
+
+    setup.write_config(&setup.config_text(&slack, &format!("retention = \"5s\"\n{ME}")));
+    wait_for(
+        "the purge after the reload",
+        Duration::from_secs(10),
+        || log_has(&log, "deleted finished rows older than retention"),
+    )
+    .await;
+    let rows = common::rows(&setup.db()).await;
+    assert_eq!(
+        ids(rows.clone()),
+        [fresh],
+        "the old row purged, the fresh one kept"
+    );
+    assert_eq!(rows[0].state, State::Sent);
     common::stop(&mut child).await;
 }

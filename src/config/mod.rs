@@ -31,7 +31,7 @@ pub use crate::schedule::Expiry;
 use crate::schedule::{DateRange, Schedule};
 
 mod load;
-mod parse;
+pub(crate) mod parse;
 mod paths;
 mod rule_profile;
 mod rules;

@@ -3,7 +3,7 @@
 //! Checks that need the other files (is the token defined, is the name unique) happen in
 //! `load` once every file has been walked; this module returns what they need.
 
-use crate::profile::MAX_STATUS_TEXT;
+use crate::profile::{status_text_over_limit, MAX_STATUS_TEXT};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -479,8 +479,7 @@ fn status(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>) -> StatusParts {
 /// `status_text`: a string of at most 100 characters.
 fn status_text<'v>(ctx: &mut Ctx<'_>, label: &str, v: &'v Value<'_>) -> Option<&'v str> {
     let s = ctx.string(&format!("{label}: status_text"), v)?;
-    let n = s.chars().count();
-    if n > MAX_STATUS_TEXT {
+    if let Some(n) = status_text_over_limit(s) {
         ctx.error(
             &v.span(),
             format!(

@@ -6,6 +6,7 @@
 //! - [`watch`]: reload triggers (SIGHUP, config files changing on disk).
 //! - [`notify`]: the systemd notify protocol.
 //! - [`lock`]: one `run` per database.
+//! - [`log_filter`]: the handle through which a reload changes the log filter.
 //!
 //! [`run`] is the supervisor: it starts the tasks, swaps them on a reload, and on shutdown
 //! cancels them all and waits until every one has finished, so nothing outlives it.
@@ -27,11 +28,13 @@ use crate::queue::{Queue, QueueError, State};
 use crate::slack::{Client, REQUEST_TIMEOUT};
 
 pub mod lock;
+pub mod log_filter;
 pub mod notify;
 pub mod scheduler;
 pub mod watch;
 pub mod worker;
 
+pub use log_filter::{Applied, LogFilter};
 pub use scheduler::Scheduler;
 pub use watch::Trigger;
 pub use worker::{Sender, Step, Worker};
@@ -39,8 +42,13 @@ pub use worker::{Sender, Step, Worker};
 /// How often the daemon looks for rows written by another process (`set`, `queue retry`).
 pub const EXTERNAL_CHECK: Duration = Duration::from_secs(1);
 
-/// How often finished rows older than `retention` are deleted.
+/// How often finished rows older than `retention` are deleted (and right after a reload that
+/// changes `retention` or `[limits] window`).
 pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The config keys a reload does not apply: a running daemon keeps its database open (and
+/// locked) for good, so a new `database` takes a restart. Every other key applies on reload.
+pub const NEEDS_RESTART: &[&str] = &["database"];
 
 /// How often the STATUS= line is refreshed.
 pub const STATUS_EVERY: Duration = Duration::from_secs(30);
@@ -100,6 +108,17 @@ pub fn resolve_tokens(
     }
 }
 
+/// What the daemon needs from the process around it besides its config and queue.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The wall clock.
+    pub clock: Clock,
+    /// Whether it sends or only logs.
+    pub mode: Mode,
+    /// Where a reloaded `log_level` goes.
+    pub log_filter: LogFilter,
+}
+
 /// A running worker and what it was started with, to tell whether a reload changes it.
 struct WorkerHandle {
     /// The token's value (`None` in a dry run without it).
@@ -136,6 +155,10 @@ struct Daemon {
     next_firing_tx: watch_chan::Sender<Option<DateTime<Utc>>>,
     /// Shared with the external-change watcher, which wakes every worker.
     wakers: Wakers,
+    /// Takes the `log_level` of a reloaded config.
+    log_filter: LogFilter,
+    /// What the purge task keeps, updated by a reload.
+    retention: watch_chan::Sender<Retention>,
 }
 
 /// Run the daemon until `shutdown` is cancelled. `queue` must already be open and `secrets`
@@ -144,11 +167,15 @@ pub async fn run(
     config: Config,
     secrets: BTreeMap<String, Secret>,
     queue: Queue,
-    clock: Clock,
-    mode: Mode,
+    context: Context,
     mut reload: mpsc::Receiver<Trigger>,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    let Context {
+        clock,
+        mode,
+        log_filter,
+    } = context;
     let now = clock.now();
     let recovered = queue.recover_in_flight(now).await?;
     if recovered > 0 {
@@ -162,6 +189,7 @@ pub async fn run(
     fail_removed(&queue, &config, now).await?;
 
     let (next_firing_tx, next_firing) = watch_chan::channel(None);
+    let (retention, retention_rx) = watch_chan::channel(Retention::of(&config));
     let mut daemon = Daemon {
         client: Client::new(&config.api_url, REQUEST_TIMEOUT),
         config,
@@ -175,6 +203,8 @@ pub async fn run(
         next_firing,
         next_firing_tx,
         wakers: Arc::default(),
+        log_filter,
+        retention,
     };
     daemon.apply_tokens(&secrets).await?;
     daemon.start_scheduler().await?;
@@ -186,8 +216,7 @@ pub async fn run(
     daemon.tracker.spawn(purge(
         queue.clone(),
         clock.clone(),
-        daemon.config.retention,
-        daemon.config.limits.window,
+        retention_rx,
         shutdown.clone(),
     ));
 
@@ -375,7 +404,12 @@ impl Daemon {
                 }
                 let mut new = new;
                 new.database = self.config.database.clone();
+                self.apply_log_level(&new.log_level);
                 self.config = new;
+                // The purge task runs at once if this changed what it keeps.
+                let retention = Retention::of(&self.config);
+                self.retention
+                    .send_if_modified(|r| std::mem::replace(r, retention) != retention);
                 let applied = async {
                     self.apply_tokens(&secrets).await?;
                     fail_removed(&self.queue, &self.config, self.clock.now()).await?;
@@ -397,6 +431,25 @@ impl Daemon {
             }
         }
         notify::reloaded(&self.status_line().await);
+    }
+
+    /// Put a reloaded `log_level` in force if it differs from the current one. The change is
+    /// logged before the switch, so that the last line under the old filter says what changed.
+    fn apply_log_level(&self, level: &str) {
+        let old = self.config.log_level.as_str();
+        if level == old {
+            return;
+        }
+        tracing::info!(from = old, to = level, "log_level changed");
+        match self.log_filter.apply(level) {
+            Applied::Now => {}
+            Applied::Overridden => tracing::info!(
+                "RUST_LOG is set and overrides log_level; unset it in the service's environment to use log_level"
+            ),
+            Applied::Invalid(e) => tracing::warn!(
+                "log_level {level:?} is not a valid filter ({e}); still logging at {old:?}; write e.g. \"info\" or \"warn,slack_statusd=debug\""
+            ),
+        }
     }
 
     /// "3 rules, next firing 09:00 Europe/Berlin, 0 pending".
@@ -480,18 +533,38 @@ async fn watch_external(queue: Queue, wakers: Wakers, shutdown: CancellationToke
     }
 }
 
-/// Delete finished rows older than `retention`, once an hour.
+/// What the purge keeps: finished rows for `retention`, request starts for the limits'
+/// window (the throttle rebuilds its windows from them after a restart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retention {
+    /// `retention`.
+    rows: Duration,
+    /// `[limits] window`.
+    sends: Duration,
+}
+
+impl Retention {
+    fn of(config: &Config) -> Retention {
+        Retention {
+            rows: config.retention,
+            sends: config.limits.window,
+        }
+    }
+}
+
+/// Delete finished rows older than `retention`, once an hour and whenever a reload changes
+/// what to keep (read from `retention`, which the supervisor updates).
 async fn purge(
     queue: Queue,
     clock: Clock,
-    retention: Duration,
-    window: Duration,
+    mut retention: watch_chan::Receiver<Retention>,
     shutdown: CancellationToken,
 ) {
     loop {
         let now = clock.now();
-        let keep = TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
-        let window = TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX);
+        let Retention { rows, sends } = *retention.borrow_and_update();
+        let keep = TimeDelta::from_std(rows).unwrap_or(TimeDelta::MAX);
+        let window = TimeDelta::from_std(sends).unwrap_or(TimeDelta::MAX);
         match queue
             .purge(
                 now.checked_sub_signed(keep).unwrap_or(now),
@@ -505,6 +578,9 @@ async fn purge(
         }
         tokio::select! {
             _ = tokio::time::sleep(PURGE_EVERY) => {}
+            // An error means the supervisor is gone; the branch is then disabled and
+            // shutdown ends the task.
+            Ok(()) = retention.changed() => {}
             _ = shutdown.cancelled() => return,
         }
     }

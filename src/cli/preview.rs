@@ -1,16 +1,46 @@
-//! `slack-statusd preview`: the next firings of every rule, as text or JSON lines. Pure: a
-//! function of the config and a start instant.
+//! `slack-statusd preview`: the next firings of every rule, as text or JSON lines. What it
+//! prints is a pure function of the config and a start instant ([`upcoming`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use super::{line, CliError};
 use crate::config::{Config, Rule};
 use crate::daemon::scheduler::patch_for;
 use crate::profile::Patch;
 use crate::schedule::next_firing;
+
+/// Print the first `count` firings after `from`, one line each, or one JSON object per line.
+pub fn preview(
+    config: &Config,
+    from: DateTime<Utc>,
+    count: usize,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    for f in upcoming(config, from, count) {
+        if json {
+            line(out, f.to_json())?;
+        } else {
+            line(out, f.to_line())?;
+        }
+    }
+    Ok(())
+}
+
+/// `--from`: an RFC 3339 instant with its offset.
+pub fn parse_from(given: &str) -> Result<DateTime<Utc>, CliError> {
+    DateTime::parse_from_rfc3339(given)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|reason| CliError::From {
+            given: given.to_string(),
+            reason,
+        })
+}
 
 /// One upcoming firing.
 #[derive(Debug, Clone)]

@@ -1,0 +1,56 @@
+//! `slack-statusd check`: the config is valid, and what a reload of it would apply.
+
+use std::io::Write;
+
+use super::{line, CliError};
+use crate::config::Config;
+use crate::daemon::NEEDS_RESTART;
+
+/// Print that `config` is valid (it loaded, so it is), what it holds, and which keys a
+/// running daemon applies only after a restart.
+pub fn check(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
+    line(
+        out,
+        format_args!(
+            "{}: valid ({} rules, {} tokens, {} files)",
+            config.path.display(),
+            config.rules.len(),
+            config.tokens.len(),
+            config.files.len()
+        ),
+    )?;
+    line(out, reload_note(NEEDS_RESTART))
+}
+
+/// What a reload applies, given the keys that need a restart.
+fn reload_note(needs_restart: &[&str]) -> String {
+    let keys: Vec<String> = needs_restart.iter().map(|k| format!("`{k}`")).collect();
+    format!(
+        "a reload (SIGHUP, `systemctl reload`, or saving a config file) applies every key \
+         except {}, which {} a restart",
+        keys.join(", "),
+        if keys.len() == 1 { "takes" } else { "take" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reload_note_names_each_key_that_needs_a_restart() {
+        for (keys, want) in [
+            (
+                &["database"][..],
+                "except `database`, which takes a restart",
+            ),
+            (
+                &["database", "listen"][..],
+                "except `database`, `listen`, which take a restart",
+            ),
+        ] {
+            let note = reload_note(keys);
+            assert!(note.ends_with(want), "{keys:?}: {note}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The commands of the `slack-statusd` binary, one file each. `main.rs` parses the arguments,
+//! sets up logging and maps a [`CliError`] to an exit code; what a command checks, does and
+//! prints lives here, where tests reach it.
+//!
+//! - `check`: validate the config and say what a reload applies.
+//! - `preview`: the next firings of every rule, as text or JSON lines.
+//! - `set`: one immediate update, validated as the config validates a rule.
+//! - `queue`: list, retry and drop rows; the row's text and JSON line shapes.
+//! - `run`: the daemon's start-up around [`crate::daemon::run`] — signals, tokens, the run
+//!   lock, the database, the file watcher.
+//!
+//! Commands write their output to the `out` they are given (standard output in the binary)
+//! and warnings to standard error.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::config::{self, Config, ConfigError};
+use crate::daemon::lock::LockError;
+use crate::daemon::DaemonError;
+use crate::queue::{Queue, QueueError};
+
+mod check;
+mod preview;
+mod queue;
+mod run;
+mod set;
+
+pub use self::queue::{queue, row_json, row_line, QueueAction};
+pub use check::check;
+pub use preview::{parse_from, preview, upcoming, Firing};
+pub use run::run;
+pub use set::{set, SetArgs, SetError};
+
+/// Why a command failed. `main.rs` maps each to an exit code: invalid config or input 1,
+/// runtime failures 2 (SPEC §2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The config is invalid (every problem, each with file:line:col).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `set`'s arguments are invalid.
+    #[error(transparent)]
+    Set(#[from] SetError),
+    /// `preview --from` is not an RFC 3339 instant.
+    #[error("--from {given:?} is not RFC 3339 ({reason}); write e.g. 2026-11-23T08:00:00+01:00")]
+    From {
+        /// What was given.
+        given: String,
+        /// What chrono found wrong with it.
+        reason: chrono::ParseError,
+    },
+    /// `queue retry` named a row that cannot be retried.
+    #[error("row {0} does not exist or is pending, in flight or sent; `slack-statusd queue` lists the rows and their states")]
+    NotRetryable(i64),
+    /// `queue drop` named a row that cannot be dropped.
+    #[error("row {0} does not exist or is in flight; `slack-statusd queue` lists the rows and their states")]
+    NotDroppable(i64),
+    /// The daemon could not start or failed: unreadable tokens (input) or the database.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// The queue database failed; the message names it.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Another `run` holds the database, or its lock file cannot be opened.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Another I/O failure: writing the output, signal handlers, the dry run's folder.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+impl CliError {
+    /// Whether the user can fix it by changing the config or the arguments (exit 1), as
+    /// opposed to a failure of the database or the system (exit 2).
+    pub fn is_input(&self) -> bool {
+        match self {
+            CliError::Config(_)
+            | CliError::Set(_)
+            | CliError::From { .. }
+            | CliError::NotRetryable(_)
+            | CliError::NotDroppable(_)
+            | CliError::Daemon(DaemonError::Tokens(_)) => true,
+            CliError::Daemon(DaemonError::Queue(_))
+            | CliError::Queue(_)
+            | CliError::Lock(_)
+            | CliError::Io { .. } => false,
+        }
+    }
+}
+
+/// A failed write of a command's output.
+fn output(source: io::Error) -> CliError {
+    CliError::Io {
+        what: "cannot write the output",
+        source,
+    }
+}
+
+/// Write one line of output.
+fn line(out: &mut impl Write, text: impl std::fmt::Display) -> Result<(), CliError> {
+    writeln!(out, "{text}").map_err(output)
+}
+
+/// Load and validate the config at `path`, printing its warnings to standard error.
+pub fn load(path: &Path) -> Result<Config, CliError> {
+    let config = config::load(path)?;
+    for w in &config.warnings {
+        eprintln!("slack-statusd: warning: {w}");
+    }
+    Ok(config)
+}
+
+/// Open the existing queue of `config` (the CLI never creates one).
+async fn open_existing(config: &Config) -> Result<Queue, CliError> {
+    Queue::open(&config.database, false)
+        .await
+        .map_err(|e| e.at(&config.database).into())
+}
+
+/// Close the queue after a command and hand any file SQLite created (`-wal`, `-shm`, as
+/// root from a shell) to the database's owner, so the service can still open them.
+async fn close(queue: Queue) {
+    queue.close().await;
+    if let Err(e) = crate::queue::match_owner(queue.path()) {
+        eprintln!("slack-statusd: warning: {e}");
+    }
+}

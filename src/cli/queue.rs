@@ -1,0 +1,157 @@
+//! `slack-statusd queue`: inspect and manage the queue, and the two shapes a row is printed
+//! in — a text line for people, a JSON object per line for scripts.
+
+use std::io::Write;
+
+use chrono::Utc;
+
+use super::{close, line, open_existing, CliError};
+use crate::config::Config;
+use crate::queue::{Queue, State, Update};
+
+/// What `queue` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Print every row, newest first.
+    List,
+    /// Print the failed rows only.
+    Failed,
+    /// Put a failed, held, skipped or expired row back to pending.
+    Retry(i64),
+    /// Delete a row that is not in flight.
+    Drop(i64),
+}
+
+/// Run `action` on the existing queue of `config`; rows are printed as JSON lines with `json`.
+pub async fn queue(
+    config: &Config,
+    action: QueueAction,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let queue = open_existing(config).await?;
+    let result = act(&queue, action, json, out).await;
+    close(queue).await;
+    result
+}
+
+async fn act(
+    queue: &Queue,
+    action: QueueAction,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let at = |e: crate::queue::QueueError| e.at(queue.path());
+    match action {
+        QueueAction::List | QueueAction::Failed => {
+            let states: &[State] = match action {
+                QueueAction::Failed => &[State::Failed],
+                _ => &[],
+            };
+            for r in queue.list(states).await.map_err(at)? {
+                if json {
+                    line(out, row_json(&r))?;
+                } else {
+                    line(out, row_line(&r))?;
+                }
+            }
+            Ok(())
+        }
+        QueueAction::Retry(id) => match queue.retry(id, Utc::now()).await.map_err(at)? {
+            true => line(out, format_args!("row {id} is pending again")),
+            false => Err(CliError::NotRetryable(id)),
+        },
+        QueueAction::Drop(id) => match queue.drop_row(id).await.map_err(at)? {
+            true => line(out, format_args!("row {id} deleted")),
+            false => Err(CliError::NotDroppable(id)),
+        },
+    }
+}
+
+/// A row for people: id, state, target, firing instant, attempts and last error (`-` if none).
+pub fn row_line(r: &Update) -> String {
+    format!(
+        "{:>6}  {:<10}  {:<24}  {}  attempts={}  {}",
+        r.id,
+        r.state.as_str(),
+        r.target.to_string(),
+        r.fire_at.to_rfc3339(),
+        r.attempts,
+        r.last_error.as_deref().unwrap_or("-")
+    )
+}
+
+/// A row for scripts: `id`, `state`, `rule`, `token`, `user`, `at`, `attempts`,
+/// `last_error` and `profile` (what it sets, as `users.profile.set` receives it).
+pub fn row_json(r: &Update) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "state": r.state.as_str(), "rule": r.rule, "token": r.target.token,
+        "user": r.target.user, "at": r.fire_at.to_rfc3339(), "attempts": r.attempts,
+        "last_error": r.last_error, "profile": r.patch.to_profile_json(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Patch, Status};
+    use crate::queue::Target;
+    use chrono::{DateTime, TimeZone};
+
+    fn row(id: i64, state: State, user: Option<&str>, last_error: Option<&str>) -> Update {
+        let at: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap();
+        Update {
+            id,
+            rule: Some("coffee".into()),
+            target: Target {
+                token: "alice".into(),
+                user: user.map(str::to_string),
+            },
+            fire_at: at,
+            patch: Patch {
+                status: Some(Status {
+                    text: "Coffee".into(),
+                    emoji: ":coffee:".into(),
+                    expiration: 0,
+                }),
+                ..Patch::default()
+            },
+            respect_manual: false,
+            state,
+            attempts: 2,
+            last_error: last_error.map(str::to_string),
+            not_before: at,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn a_row_line_shows_id_state_target_instant_attempts_and_error() {
+        for (r, want) in [
+            (
+                row(7, State::Failed, Some("U1"), Some("invalid_auth")),
+                "     7  failed      alice/U1                  2026-11-23T08:00:00+00:00  attempts=2  invalid_auth",
+            ),
+            (
+                row(123456, State::Pending, None, None),
+                "123456  pending     alice                     2026-11-23T08:00:00+00:00  attempts=2  -",
+            ),
+        ] {
+            assert_eq!(row_line(&r), want);
+        }
+    }
+
+    #[test]
+    fn a_row_json_has_every_key_and_nulls_for_what_is_absent() {
+        let j = row_json(&row(7, State::Sent, None, None));
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "id": 7, "state": "sent", "rule": "coffee", "token": "alice", "user": null,
+                "at": "2026-11-23T08:00:00+00:00", "attempts": 2, "last_error": null,
+                "profile": {"status_text": "Coffee", "status_emoji": ":coffee:", "status_expiration": 0},
+            })
+        );
+    }
+}
