@@ -13,8 +13,10 @@ use toml::de::DeValue;
 
 use super::rule_profile::{self, Profile};
 use super::walk::{entry, Ctx, Table, Value};
-use super::{parse, Expiry, StatusTemplate};
-use crate::schedule::{parse_cron, DateRange, Schedule};
+use super::{Expiry, StatusTemplate};
+use crate::schedule::{
+    parse_cron, parse_date_range, parse_day, parse_days, parse_time_of_day, DateRange, Schedule,
+};
 
 /// Every key a rule may have.
 const RULE_KEYS: &[&str] = &[
@@ -277,7 +279,7 @@ fn schedule(
         }
         (_, _, Some(_)) => cron_schedule,
         (Some(_), _, None) => {
-            let all_days = || parse::days_spec("daily").unwrap_or_default();
+            let all_days = || parse_days("daily").unwrap_or_default();
             Some(Schedule::Calendar {
                 times: times?,
                 days: if days.is_some() {
@@ -320,7 +322,7 @@ fn times(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<NaiveTime>
 /// One time of day, quoted or a TOML local time.
 fn time_value(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Option<NaiveTime> {
     let text = ctx.date_or_time_text(what, "a time such as \"09:00\"", v)?;
-    match parse::time_of_day(&text) {
+    match parse_time_of_day(&text) {
         Ok(t) => Some(t),
         Err(e) => {
             ctx.error(&v.span(), format!("{what}: {e}"));
@@ -333,7 +335,7 @@ fn time_value(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Option<NaiveTime>
 fn weekdays(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Weekday>> {
     let what = format!("{label}: days");
     let mut out = match v.get_ref() {
-        DeValue::String(s) => match parse::days_spec(s) {
+        DeValue::String(s) => match parse_days(s) {
             Ok(days) => days,
             Err(e) => {
                 ctx.error(&v.span(), format!("{what}: {e}"));
@@ -342,16 +344,13 @@ fn weekdays(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Weekday
         },
         DeValue::Array(_) => one_or_many(ctx, &what, v, |ctx, item| {
             let s = ctx.string(&what, item)?;
-            let day = parse::weekday(s);
-            if day.is_none() {
-                ctx.error(
-                    &item.span(),
-                    format!(
-                        "{what}: {s:?} is not a day; write mon, tue, wed, thu, fri, sat or sun"
-                    ),
-                );
+            match parse_day(s) {
+                Ok(day) => Some(day),
+                Err(e) => {
+                    ctx.error(&item.span(), format!("{what}: {e}"));
+                    None
+                }
             }
-            day
         })?,
         other => {
             let expected = "a string such as \"mon-fri\" or a list such as [\"mon\", \"wed\"]";
@@ -371,14 +370,7 @@ fn cron_expr(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Schedule> 
     match parse_cron(expr) {
         Ok(s) => Some(s),
         Err(e) => {
-            ctx.error(
-                &v.span(),
-                format!(
-                    "{what}: {expr:?} is not a valid cron expression ({}); write 5 fields \
-                     \"MIN HOUR DOM MON DOW\", or 6 with seconds first",
-                    e.trim_end_matches('.')
-                ),
-            );
+            ctx.error(&v.span(), format!("{what}: {e}"));
             None
         }
     }
@@ -397,8 +389,8 @@ pub(crate) fn skip_dates(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Vec<Da
         let Some(text) = ctx.date_or_time_text(what, expected, item) else {
             continue;
         };
-        match parse::date_range(&text) {
-            Ok((first, last)) => out.push(DateRange { first, last }),
+        match parse_date_range(&text) {
+            Ok(range) => out.push(range),
             Err(e) => ctx.error(&item.span(), format!("{what}: {e}")),
         }
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
-use super::parse;
 use super::span::LineIndex;
 use super::Problem;
+use crate::schedule::parse_duration;
 
 /// A parsed TOML table whose keys and values keep their byte spans.
 pub(crate) type Table<'i> = DeTable<'i>;
@@ -209,7 +209,7 @@ impl<'t> Ctx<'t> {
                 return None;
             }
         };
-        match parse::duration(text) {
+        match parse_duration(text) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(&v.span(), format!("{what}: {e}"));

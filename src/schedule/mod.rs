@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //!
-//! - `parse`: the small grammars of the config (`at`, `days`, `skip_dates`) and cron.
+//! - `parse`: the grammar of the config's small strings — times, days, dates, durations —
+//!   and the wording of cron errors; the only parser of them in the program.
 //! - `dst`: [`local_to_instant`], the one place that knows about DST, and [`expiry_instant`].
 //! - `search`: [`next_firing`] and [`last_firing_in`], the walks over local time.
 //!
@@ -32,7 +33,7 @@ mod parse;
 mod search;
 
 pub use dst::{expiry_instant, local_to_instant};
-pub use parse::{parse_date_range, parse_days, parse_time_of_day};
+pub use parse::{parse_date_range, parse_day, parse_days, parse_duration, parse_time_of_day};
 pub use search::{last_firing_in, next_firing, SEARCH_HORIZON_DAYS};
 
 /// A parsed schedule of one rule, without its zone or skip dates.
