@@ -1,6 +1,8 @@
 //! The config contract (SPEC §3): every validation reported with file:line:col, drop-ins,
 //! defaults, path and token resolution, and tokens never quoted.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1271,4 +1273,58 @@ fn cron_syntax_errors_say_what_to_write() {
             "{s}: {p}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An expiry past the year 9999 (SPEC §3).
+
+#[test]
+fn an_expire_after_past_the_year_9999_is_rejected_not_taken_as_no_expiry() {
+    let expire_after = |d: &str| rule_with(&format!("at = \"09:00\"\nexpire_after = \"{d}\"\n"));
+    let p = only_problem(&expire_after("100000000y"));
+    let start = format!(
+        "{FILE}:7:16: rule \"r\": expire_after \"100000000y\" puts the expiry past the year \
+         9999; give at most \""
+    );
+    let end = "y\", or remove expire_after for a status that does not expire";
+    assert!(p.starts_with(&start) && p.ends_with(end), "{p}");
+    // The longest duration the message offers is accepted, and a year more is not.
+    let years: u64 = p[start.len()..p.len() - end.len()]
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {p}"));
+    assert!((7000..8000).contains(&years), "{p}");
+    let longest = valid(&expire_after(&format!("{years}y")));
+    assert_eq!(
+        longest.rules[0].expiry,
+        Expiry::After(Duration::from_secs(years * 31_557_600))
+    );
+    let one_more = only_problem(&expire_after(&format!("{}y", years + 1)));
+    assert!(one_more.contains("past the year 9999"), "{one_more}");
+    // Too large even to add up is not a duration at all.
+    let p = only_problem(&expire_after("100000000000000y"));
+    assert!(
+        p.starts_with(&format!(
+            "{FILE}:7:16: rule \"r\": expire_after: \"100000000000000y\" is not a duration ("
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn check_rejects_an_expire_after_past_the_year_9999_with_exit_1() {
+    let text = rule_with("at = \"09:00\"\nexpire_after = \"100000000y\"\n");
+    let (_dir, path) = write_config(&text, &[]);
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("check")
+        .output()
+        .expect("run slack-statusd check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let located = format!(
+        "{}:7:16: rule \"r\": expire_after \"100000000y\" puts the expiry past the year 9999",
+        path.display()
+    );
+    assert!(stderr.contains(&located), "{stderr}");
 }

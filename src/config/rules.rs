@@ -7,7 +7,7 @@ use crate::profile::MAX_STATUS_TEXT;
 use std::ops::Range;
 use std::time::Duration;
 
-use chrono::{NaiveTime, Weekday};
+use chrono::{NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use toml::de::DeValue;
 
@@ -15,7 +15,8 @@ use super::rule_profile::{self, Profile};
 use super::walk::{entry, Ctx, Table, Value};
 use super::{Expiry, StatusTemplate};
 use crate::schedule::{
-    parse_cron, parse_date_range, parse_day, parse_days, parse_time_of_day, DateRange, Schedule,
+    longest_expire_after, parse_cron, parse_date_range, parse_day, parse_days, parse_time_of_day,
+    DateRange, Schedule,
 };
 
 /// Every key a rule may have.
@@ -516,6 +517,36 @@ fn half_clear(
     }
 }
 
+/// Seconds in humantime's year (`"1y"` is 365.25 days), to say the longest `expire_after`
+/// in the unit the user wrote an absurd one in.
+const SECS_PER_YEAR: u64 = 31_557_600;
+
+/// An `expire_after` of `d` (the value `v`) whose expiry would be past the year 9999 even for
+/// a firing now, which SPEC §3 rejects. Without this check such a duration overflowed the
+/// expiry arithmetic and silently became "no expiry".
+///
+/// The one place in the config that reads the clock: the bound is about the firings to come,
+/// and the earliest of them is now. A firing thousands of years later could still cross it;
+/// nothing else in a validated config depends on when it was loaded.
+fn too_late(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>, d: Duration) {
+    let longest = longest_expire_after(Utc::now());
+    if d <= longest {
+        return;
+    }
+    let text = match v.get_ref() {
+        DeValue::String(s) => format!(" {:?}", s.as_ref()),
+        _ => String::new(),
+    };
+    let years = longest.as_secs() / SECS_PER_YEAR;
+    ctx.error(
+        &v.span(),
+        format!(
+            "{label}: expire_after{text} puts the expiry past the year 9999; give at most \
+             \"{years}y\", or remove expire_after for a status that does not expire"
+        ),
+    );
+}
+
 /// `expire_after` or `expire_at`, which only make sense with a status to expire.
 fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -> Option<Expiry> {
     let after = entry(t, "expire_after");
@@ -534,6 +565,7 @@ fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -
                 ),
             );
         }
+        too_late(ctx, label, a, d);
     }
     if let (Some(_), Some((key, _))) = (after, at) {
         ctx.error(
