@@ -612,6 +612,19 @@ fn write_config(main: &str, drop_ins: &[(&str, &str)]) -> (tempfile::TempDir, Pa
     (dir, path)
 }
 
+/// The stderr of `slack-statusd --config <path> check`, which must exit 1 (invalid config).
+fn check_fails(path: &Path) -> String {
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(path)
+        .arg("check")
+        .output()
+        .expect("run slack-statusd check");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 const MAIN: &str = "[tokens.alice]\ntoken_env = \"A\"\n[[rules]]\nname = \"coffee\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"Coffee\"\n";
 
 #[test]
@@ -1314,17 +1327,90 @@ fn an_expire_after_past_the_year_9999_is_rejected_not_taken_as_no_expiry() {
 fn check_rejects_an_expire_after_past_the_year_9999_with_exit_1() {
     let text = rule_with("at = \"09:00\"\nexpire_after = \"100000000y\"\n");
     let (_dir, path) = write_config(&text, &[]);
-    let out = std::process::Command::new(common::bin())
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .expect("run slack-statusd check");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = check_fails(&path);
     let located = format!(
         "{}:7:16: rule \"r\": expire_after \"100000000y\" puts the expiry past the year 9999",
         path.display()
     );
     assert!(stderr.contains(&located), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names with control characters, which would forge log lines.
+
+/// A drop-in whose token and rule names carry control characters: each would start a forged
+/// log line or a terminal escape if it reached a log unescaped.
+const FORGING_DROP_IN: &str = "\
+[tokens.\"bob\\u001b[2J\"]
+token_env = \"B\"
+[[rules]]
+name = \"lunch\\nINFO sent target=alice ids=[1]\"
+token = \"alice\"
+at = \"12:00\"
+status_text = \"x\"
+[[rules]]
+name = \"tea\"
+token = \"bob\\u001b[2J\"
+at = \"16:00\"
+status_text = \"x\"
+[[rules]]
+name = \"del\\u007f\"
+token = \"alice\"
+at = \"17:00\"
+status_text = \"x\"
+";
+
+#[test]
+fn a_name_with_a_control_character_in_a_drop_in_is_a_config_error() {
+    let (dir, path) = write_config(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
+    let file = dir
+        .path()
+        .join("config.d/forged.toml")
+        .display()
+        .to_string();
+    let got: Vec<String> = load(&path)
+        .unwrap_err()
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let rule = "rule names may not contain control characters, so remove it";
+    let token = "token names may not contain control characters, so remove it";
+    assert_eq!(
+        got,
+        [
+            format!(
+                "{file}:1:9: token name \"bob\\u{{1b}}[2J\" contains the control character \
+                 '\\u{{1b}}'; {token}"
+            ),
+            format!(
+                "{file}:4:8: rule name \"lunch\\nINFO sent target=alice ids=[1]\" contains the \
+                 control character '\\n'; {rule}"
+            ),
+            format!(
+                "{file}:10:9: token name \"bob\\u{{1b}}[2J\" contains the control character \
+                 '\\u{{1b}}'; {token}"
+            ),
+            format!(
+                "{file}:14:8: rule name \"del\\u{{7f}}\" contains the control character \
+                 '\\u{{7f}}'; {rule}"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn check_reports_control_characters_in_names_without_printing_them() {
+    let (_dir, path) = write_config(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
+    let stderr = check_fails(&path);
+    assert!(
+        stderr.contains("forged.toml:4:8: rule name")
+            && stderr.contains("forged.toml:1:9: token name"),
+        "{stderr}"
+    );
+    let forged: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("INFO") || l.bytes().any(|b| b.is_ascii_control()))
+        .collect();
+    assert!(forged.is_empty(), "forged or raw lines: {forged:?}");
 }

@@ -97,7 +97,7 @@ pub(crate) fn rule(ctx: &mut Ctx<'_>, number: usize, v: &Value<'_>) -> Option<Ru
         t,
         &span,
         &what,
-        "name",
+        ("name", "rule"),
         "a unique name, e.g. name = \"coffee\"",
     );
     // Once the name is known, messages use it: it is what the user searches the file for.
@@ -110,7 +110,7 @@ pub(crate) fn rule(ctx: &mut Ctx<'_>, number: usize, v: &Value<'_>) -> Option<Ru
         t,
         &span,
         &label,
-        "token",
+        ("token", "token"),
         "the name of a [tokens.NAME] table",
     );
     ctx.unknown_keys(t, RULE_KEYS, &label);
@@ -208,13 +208,14 @@ fn amount(
     }
 }
 
-/// A required string key; a problem at the rule's header when it is missing.
+/// A required name: `key` holds the name of a `kind` ("rule" for `name`, "token" for the
+/// token a rule uses); a problem at the rule's header when it is missing.
 fn required(
     ctx: &mut Ctx<'_>,
     t: &Table<'_>,
     rule_span: &Range<usize>,
     label: &str,
-    key: &str,
+    (key, kind): (&str, &str),
     hint: &str,
 ) -> Option<Named> {
     let Some(v) = t.get(key) else {
@@ -223,6 +224,9 @@ fn required(
     };
     let text = ctx.non_empty(&format!("{label}: {key}"), v)?;
     let text = text.trim().to_string();
+    if !ctx.plain_name(kind, &text, &v.span()) {
+        return None;
+    }
     Some(Named {
         text,
         span: ctx.in_file(v.span()),

@@ -400,6 +400,7 @@ fn tokens(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<TokenDraft> {
     t.iter()
         .map(|(key, value)| {
             let name = key.get_ref().to_string();
+            ctx.plain_name("token", &name, &key.span());
             let label = format!("token {}", shown(&name));
             TokenDraft {
                 source: token_source(ctx, &label, value),

@@ -218,6 +218,25 @@ impl<'t> Ctx<'t> {
         }
     }
 
+    /// Whether `name`, the name of a `kind` ("rule", "token"), is free of control characters;
+    /// if not, a problem at `span`. Names go into every log line and message about their
+    /// rule or token, so a newline or an ESC sequence in one (from a drop-in an admin did not
+    /// write, say) would forge a log line or drive the terminal of whoever reads the journal.
+    pub(crate) fn plain_name(&mut self, kind: &str, name: &str, span: &Range<usize>) -> bool {
+        let Some(c) = name.chars().find(|c| c.is_control()) else {
+            return true;
+        };
+        self.error(
+            span,
+            format!(
+                "{kind} name {} contains the control character {c:?}; {kind} names may not \
+                 contain control characters, so remove it",
+                shown(name)
+            ),
+        );
+        false
+    }
+
     /// The value as a table.
     pub(crate) fn table<'v, 'i>(
         &mut self,
