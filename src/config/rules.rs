@@ -327,35 +327,17 @@ fn times(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<NaiveTime>
 /// One time of day, quoted or a TOML local time.
 fn time_value(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Option<NaiveTime> {
     let text = ctx.date_or_time_text(what, "a time such as \"09:00\"", v)?;
-    match parse_time_of_day(&text) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            ctx.error(&v.span(), format!("{what}: {e}"));
-            None
-        }
-    }
+    ctx.parsed(what, v, parse_time_of_day(&text))
 }
 
 /// `days`: a day spec string, or a list of day names; in week order without duplicates.
 fn weekdays(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Weekday>> {
     let what = format!("{label}: days");
     let mut out = match v.get_ref() {
-        DeValue::String(s) => match parse_days(s) {
-            Ok(days) => days,
-            Err(e) => {
-                ctx.error(&v.span(), format!("{what}: {e}"));
-                return None;
-            }
-        },
+        DeValue::String(s) => ctx.parsed(&what, v, parse_days(s))?,
         DeValue::Array(_) => one_or_many(ctx, &what, v, |ctx, item| {
             let s = ctx.string(&what, item)?;
-            match parse_day(s) {
-                Ok(day) => Some(day),
-                Err(e) => {
-                    ctx.error(&item.span(), format!("{what}: {e}"));
-                    None
-                }
-            }
+            ctx.parsed(&what, item, parse_day(s))
         })?,
         other => {
             let expected = "a string such as \"mon-fri\" or a list such as [\"mon\", \"wed\"]";
@@ -372,13 +354,7 @@ fn weekdays(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Weekday
 fn cron_expr(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Schedule> {
     let what = format!("{label}: cron");
     let expr = ctx.string(&what, v)?;
-    match parse_cron(expr) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            ctx.error(&v.span(), format!("{what}: {e}"));
-            None
-        }
-    }
+    ctx.parsed(&what, v, parse_cron(expr))
 }
 
 /// `skip_dates`: a list of dates and ranges.
@@ -394,10 +370,7 @@ pub(crate) fn skip_dates(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Vec<Da
         let Some(text) = ctx.date_or_time_text(what, expected, item) else {
             continue;
         };
-        match parse_date_range(&text) {
-            Ok(range) => out.push(range),
-            Err(e) => ctx.error(&item.span(), format!("{what}: {e}")),
-        }
+        out.extend(ctx.parsed(what, item, parse_date_range(&text)));
     }
     out
 }

@@ -209,13 +209,20 @@ impl<'t> Ctx<'t> {
                 return None;
             }
         };
-        match parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(&v.span(), format!("{what}: {e}"));
-                None
-            }
-        }
+        self.parsed(what, v, parse_duration(text))
+    }
+
+    /// What a grammar function (`crate::schedule::parse_*`) made of the value `v`, or, if it
+    /// failed, its message recorded at `v` after `what`.
+    pub(crate) fn parsed<T>(
+        &mut self,
+        what: &str,
+        v: &Value<'_>,
+        result: Result<T, String>,
+    ) -> Option<T> {
+        result
+            .map_err(|e| self.error(&v.span(), format!("{what}: {e}")))
+            .ok()
     }
 
     /// Whether `name`, the name of a `kind` ("rule", "token"), is free of control characters;
