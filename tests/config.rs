@@ -1,6 +1,8 @@
 //! The config contract (SPEC §3): every validation reported with file:line:col, drop-ins,
 //! defaults, path and token resolution, and tokens never quoted.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -93,19 +95,19 @@ fn every_rule_validation_reports_its_location_and_what_to_change() {
         ("no schedule", "status_text = \"x\"\n".into(), 3, 1, "has no schedule; add at ="),
         ("two schedules", "at = \"09:00\"\ncron = \"0 9 * * *\"\nstatus_text = \"x\"\n".into(), 7, 1, "has both cron and at/days"),
         ("days without at", "days = \"weekdays\"\nstatus_text = \"x\"\n".into(), 6, 1, "days needs at"),
-        ("bad cron", "cron = \"61 * * * *\"\nstatus_text = \"x\"\n".into(), 6, 8, "is not a valid cron expression ("),
-        ("bad time", "at = \"9.30\"\nstatus_text = \"x\"\n".into(), 6, 6, "\"9.30\" is not a time of day; write \"HH:MM\""),
-        ("bad time in list", "at = [\"09:00\", \"24:00\"]\nstatus_text = \"x\"\n".into(), 6, 16, "\"24:00\" is not a time of day"),
+        ("bad cron", "cron = \"61 * * * *\"\nstatus_text = \"x\"\n".into(), 6, 8, "cron: \"61 * * * *\" is not a valid cron expression ("),
+        ("bad time", "at = \"9.30\"\nstatus_text = \"x\"\n".into(), 6, 6, "at: \"9.30\" is not a time of day: hours and minutes must be separated by ':'; write \"HH:MM\""),
+        ("bad time in list", "at = [\"09:00\", \"24:00\"]\nstatus_text = \"x\"\n".into(), 6, 16, "at: \"24:00\" is not a time of day: the hour must be 0 to 23"),
         ("empty at list", "at = []\nstatus_text = \"x\"\n".into(), 6, 6, "at is an empty list"),
-        ("bad days", format!("{OK_SCHEDULE}days = \"mon-fry\"\nstatus_text = \"x\"\n"), 7, 8, "is not a day or range of days"),
-        ("bad day in list", format!("{OK_SCHEDULE}days = [\"mon\", \"funday\"]\nstatus_text = \"x\"\n"), 7, 16, "\"funday\" is not a day"),
+        ("bad days", format!("{OK_SCHEDULE}days = \"mon-fry\"\nstatus_text = \"x\"\n"), 7, 8, "days: \"mon-fry\" is not a range of days: \"fry\" is not a day; write mon, tue,"),
+        ("bad day in list", format!("{OK_SCHEDULE}days = [\"mon\", \"funday\"]\nstatus_text = \"x\"\n"), 7, 16, "days: \"funday\" is not a day; write mon, tue, wed, thu, fri, sat or sun (or the full name)"),
         ("unknown zone", format!("{OK_SCHEDULE}timezone = \"Mars/Olympus\"\nstatus_text = \"x\"\n"), 7, 12, "unknown time zone \"Mars/Olympus\"; use an IANA name"),
-        ("bad date", format!("{OK_SCHEDULE}skip_dates = [\"2026-02-30\"]\nstatus_text = \"x\"\n"), 7, 15, "is not a date; write \"YYYY-MM-DD\""),
+        ("bad date", format!("{OK_SCHEDULE}skip_dates = [\"2026-02-30\"]\nstatus_text = \"x\"\n"), 7, 15, "skip_dates: \"2026-02-30\" is not a date: there is no such day; write an existing date \"YYYY-MM-DD\""),
         ("bad range", format!("{OK_SCHEDULE}skip_dates = [\"2026-12-24\", \"2027-01-01..2026-12-27\"]\nstatus_text = \"x\"\n"), 7, 29, "ends before it starts"),
         ("bad duration", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_after = \"2 parsecs\"\n"), 8, 16, "is not a duration"),
         ("zero expire_after", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_after = \"0s\"\n"), 8, 16, "expire_after is zero"),
         ("both expiries", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_after = \"2h\"\nexpire_at = \"17:00\"\n"), 9, 1, "both expire_after and expire_at"),
-        ("bad expire_at", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_at = \"5pm\"\n"), 8, 13, "is not a time of day"),
+        ("bad expire_at", format!("{OK_SCHEDULE}status_text = \"x\"\nexpire_at = \"5pm\"\n"), 8, 13, "expire_at: \"5pm\" is not a time of day"),
         ("expiry without status", format!("{OK_SCHEDULE}expire_after = \"2h\"\n[rules.profile]\ntitle = \"t\"\n"), 7, 1, "expire_after without a status to expire"),
         ("expiry with clear", format!("{OK_SCHEDULE}clear_status = true\nexpire_at = \"17:00\"\n"), 8, 1, "nothing to expire because the rule clears"),
         ("status_text too long", status101, 7, 15, "status_text is 101 characters; Slack allows at most 100"),
@@ -610,6 +612,19 @@ fn write_config(main: &str, drop_ins: &[(&str, &str)]) -> (tempfile::TempDir, Pa
     (dir, path)
 }
 
+/// The stderr of `slack-statusd --config <path> check`, which must exit 1 (invalid config).
+fn check_fails(path: &Path) -> String {
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(path)
+        .arg("check")
+        .output()
+        .expect("run slack-statusd check");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
 const MAIN: &str = "[tokens.alice]\ntoken_env = \"A\"\n[[rules]]\nname = \"coffee\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"Coffee\"\n";
 
 #[test]
@@ -915,8 +930,9 @@ fn a_large_file_parsed_in_sections_locates_every_problem() {
         shown,
         [
             format!(
-                "{FILE}:{}:6: rule \"t12-r0\": at: \"25:00\" is not a time of day; write \
-                 \"HH:MM\" or \"HH:MM:SS\", e.g. \"09:30\"",
+                "{FILE}:{}:6: rule \"t12-r0\": at: \"25:00\" is not a time of day: the hour must \
+                 be 0 to 23 (midnight is \"00:00\"); write \"HH:MM\" or \"HH:MM:SS\" on the \
+                 24-hour clock, e.g. \"09:00\" or \"17:30:15\"",
                 a + 3
             ),
             format!(
@@ -933,4 +949,468 @@ fn a_large_file_parsed_in_sections_locates_every_problem() {
             ),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The grammar of times, days, dates and cron (SPEC §3; the decisions are tabled in
+// src/schedule/parse.rs), one test per decision, through the loader as users reach it.
+
+/// How every time-of-day message ends.
+const TIME_HINT: &str =
+    "write \"HH:MM\" or \"HH:MM:SS\" on the 24-hour clock, e.g. \"09:00\" or \"17:30:15\"";
+
+/// A rule whose keys from line 6 on are `body`, with a status so that it sets something.
+fn rule_with(body: &str) -> String {
+    format!("{RULE_HEAD}{body}status_text = \"x\"\n")
+}
+
+/// The one problem of `text`, as `file:line:col: message`.
+fn only_problem(text: &str) -> String {
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "expected one problem, got {p:#?}");
+    p[0].to_string()
+}
+
+/// Assert that the rule whose keys from line 6 on are `body` has exactly one problem, at
+/// `line:col` `at`, and that it says `message` after the rule's name.
+fn assert_rule_problem(body: &str, at: &str, message: &str) {
+    assert_eq!(
+        only_problem(&rule_with(body)),
+        format!("{FILE}:{at}: rule \"r\": {message}"),
+        "{body}"
+    );
+}
+
+/// The times and days of the first rule of `text`, which must be valid.
+fn calendar_of(text: &str) -> (Vec<NaiveTime>, Vec<Weekday>) {
+    match &valid(text).rules[0].schedule {
+        Schedule::Calendar { times, days } => (times.clone(), days.clone()),
+        other => panic!("expected a calendar schedule, got {other:?}"),
+    }
+}
+
+fn hms(h: u32, m: u32, s: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, s).expect("test time")
+}
+
+#[test]
+fn a_one_digit_hour_like_9_00_is_accepted() {
+    let text = rule_with("at = [\"9:00\", \"9:30:15\"]\nexpire_at = \"9:45\"\n");
+    assert_eq!(calendar_of(&text).0, [hms(9, 0, 0), hms(9, 30, 15)]);
+    assert_eq!(valid(&text).rules[0].expiry, Expiry::At(hms(9, 45, 0)));
+}
+
+#[test]
+fn one_digit_minutes_like_12_0_are_rejected() {
+    let why = "is not a time of day: the minutes need two digits";
+    assert_rule_problem(
+        "at = \"12:0\"\n",
+        "6:6",
+        &format!("at: \"12:0\" {why}; {TIME_HINT}"),
+    );
+    // expire_at is read by the same grammar.
+    assert_rule_problem(
+        "at = \"09:00\"\nexpire_at = \"12:0\"\n",
+        "7:13",
+        &format!("expire_at: \"12:0\" {why}; {TIME_HINT}"),
+    );
+}
+
+#[test]
+fn an_ambiguous_time_like_9_5_is_rejected_not_guessed() {
+    // 9:05 or 9:50? Neither is guessed; the same holds for one-digit seconds.
+    let not = "is not a time of day:";
+    assert_rule_problem(
+        "at = [\"08:00\", \"9:5\"]\n",
+        "6:16",
+        &format!("at: \"9:5\" {not} the minutes need two digits; {TIME_HINT}"),
+    );
+    assert_rule_problem(
+        "at = \"09:05:7\"\n",
+        "6:6",
+        &format!("at: \"09:05:7\" {not} the seconds need two digits; {TIME_HINT}"),
+    );
+}
+
+#[test]
+fn a_leap_second_like_12_00_60_is_rejected() {
+    let why = "is not a time of day: the seconds must be 00 to 59 (there are no leap seconds)";
+    assert_rule_problem(
+        "at = \"12:00:60\"\n",
+        "6:6",
+        &format!("at: \"12:00:60\" {why}; {TIME_HINT}"),
+    );
+    // An unquoted TOML local time, which TOML allows a leap second, goes through the same
+    // grammar.
+    assert_rule_problem(
+        "at = 23:59:60\n",
+        "6:6",
+        &format!("at: \"23:59:60\" {why}; {TIME_HINT}"),
+    );
+}
+
+#[test]
+fn midnight_is_00_00_and_24_00_is_rejected() {
+    let why = "is not a time of day: the hour must be 0 to 23 (midnight is \"00:00\")";
+    for time in ["24:00", "24:00:00"] {
+        assert_rule_problem(
+            &format!("at = \"{time}\"\n"),
+            "6:6",
+            &format!("at: \"{time}\" {why}; {TIME_HINT}"),
+        );
+    }
+    assert_eq!(
+        calendar_of(&rule_with("at = \"00:00\"\n")).0,
+        [hms(0, 0, 0)]
+    );
+}
+
+#[test]
+fn spaces_around_a_time_like_09_00_are_ignored() {
+    let text = rule_with("at = [\" 09:00 \", \"\\t17:30:15 \"]\nexpire_at = \" 18:00\"\n");
+    assert_eq!(calendar_of(&text).0, [hms(9, 0, 0), hms(17, 30, 15)]);
+    assert_eq!(valid(&text).rules[0].expiry, Expiry::At(hms(18, 0, 0)));
+    // Spaces inside a time are not "around" it.
+    assert_rule_problem(
+        "at = \"09: 00\"\n",
+        "6:6",
+        &format!("at: \"09: 00\" is not a time of day: the minutes need two digits; {TIME_HINT}"),
+    );
+}
+
+#[test]
+fn a_date_like_2026_1_5_is_rejected_with_the_spelling_to_write() {
+    let hint = "write \"YYYY-MM-DD\" with a two-digit month and day";
+    let range = "or a range such as \"2026-12-27..2027-01-01\"";
+    assert_rule_problem(
+        "at = \"09:00\"\nskip_dates = [\"2026-1-5\"]\n",
+        "7:15",
+        &format!("skip_dates: \"2026-1-5\" is not a date; {hint}, e.g. \"2026-01-05\", {range}"),
+    );
+    // The top-level skip_dates, and one end of a range, the same.
+    assert_eq!(
+        only_problem(&format!(
+            "skip_dates = [\"2026-12-27..2027-1-1\"]\n{}",
+            rule_with("at = \"09:00\"\n")
+        )),
+        format!(
+            "{FILE}:1:15: skip_dates: \"2027-1-1\" in \"2026-12-27..2027-1-1\" is not a date; \
+             {hint}, e.g. \"2027-01-01\", {range}"
+        )
+    );
+}
+
+#[test]
+fn tues_is_not_a_day_name_and_the_message_says_tue_or_tuesday() {
+    let at = "at = \"09:00\"\n";
+    #[rustfmt::skip]
+    let cases = [
+        ("days = \"tues\"", 8, "\"tues\" is not a day; write \"tue\" or \"tuesday\""),
+        ("days = [\"mon\", \"thur\"]", 16, "\"thur\" is not a day; write \"thu\" or \"thursday\""),
+        ("days = \"tues-fri\"", 8, "\"tues-fri\" is not a range of days: \"tues\" is not a day; write \"tue\" or \"tuesday\""),
+    ];
+    for (days, col, message) in cases {
+        assert_rule_problem(
+            &format!("{at}{days}\n"),
+            &format!("7:{col}"),
+            &format!("days: {message}"),
+        );
+    }
+}
+
+#[test]
+fn day_names_like_mon_are_accepted_in_any_case() {
+    use Weekday::*;
+    let days_of = |days: &str| calendar_of(&rule_with(&format!("at = \"09:00\"\n{days}\n"))).1;
+    assert_eq!(days_of("days = \"Mon\""), [Mon]);
+    assert_eq!(days_of("days = \"MON\""), [Mon]);
+    assert_eq!(days_of("days = \"mOnDaY\""), [Mon]);
+    assert_eq!(days_of("days = \"Mon-FRI\""), [Mon, Tue, Wed, Thu, Fri]);
+    assert_eq!(days_of("days = [\"Sun\", \"WEDNESDAY\"]"), [Wed, Sun]);
+    assert_eq!(days_of("days = \"WeekEnds\""), [Sat, Sun]);
+}
+
+#[test]
+fn times_of_day_are_hh_mm_or_hh_mm_ss_on_the_24_hour_clock() {
+    let ok = [
+        ("09:00", (9, 0, 0)),
+        ("9:00", (9, 0, 0)),
+        ("00:00", (0, 0, 0)),
+        ("17:30:15", (17, 30, 15)),
+        ("23:59:59", (23, 59, 59)),
+        (" 08:05 ", (8, 5, 0)),
+    ];
+    for (s, (h, m, sec)) in ok {
+        let text = rule_with(&format!("at = \"{s}\"\n"));
+        assert_eq!(calendar_of(&text).0, [hms(h, m, sec)], "{s}");
+    }
+    for s in [
+        "24:00",
+        "12:60",
+        "12:00:60",
+        "9am",
+        "",
+        "12",
+        "12:0",
+        "12:00:00:00",
+        "-1:00",
+        "123:00",
+        "12:00:5",
+        "１２:00",
+        "12:+5",
+        "09:30:00.5",
+        "9.30",
+    ] {
+        let p = only_problem(&rule_with(&format!("at = \"{s}\"\n")));
+        let start = format!("{FILE}:6:6: rule \"r\": at: {s:?} is not a time of day: ");
+        assert!(p.starts_with(&start) && p.ends_with(TIME_HINT), "{s}: {p}");
+    }
+}
+
+#[test]
+fn days_take_every_documented_form() {
+    use Weekday::*;
+    let ok: [(&str, &[Weekday]); 12] = [
+        ("daily", &[Mon, Tue, Wed, Thu, Fri, Sat, Sun]),
+        ("weekdays", &[Mon, Tue, Wed, Thu, Fri]),
+        ("weekends", &[Sat, Sun]),
+        ("Weekdays", &[Mon, Tue, Wed, Thu, Fri]),
+        ("mon-fri", &[Mon, Tue, Wed, Thu, Fri]),
+        ("fri-mon", &[Mon, Fri, Sat, Sun]),
+        ("sat-sun", &[Sat, Sun]),
+        ("Tuesday-THU", &[Tue, Wed, Thu]),
+        ("wed", &[Wed]),
+        ("SUNDAY", &[Sun]),
+        (" mon - wed ", &[Mon, Tue, Wed]),
+        ("thu-thu", &[Thu]),
+    ];
+    for (s, want) in ok {
+        let text = rule_with(&format!("at = \"09:00\"\ndays = \"{s}\"\n"));
+        assert_eq!(calendar_of(&text).1, want, "{s}");
+    }
+    for s in [
+        "",
+        "everyday",
+        "mon-",
+        "-fri",
+        "mon-fri-sat",
+        "mon,wed",
+        "monday-funday",
+        "1-5",
+    ] {
+        let p = only_problem(&rule_with(&format!("at = \"09:00\"\ndays = \"{s}\"\n")));
+        let start = format!("{FILE}:7:8: rule \"r\": days: {s:?} is not a ");
+        assert!(
+            p.starts_with(&start) && p.contains("; write ") && p.contains("mon"),
+            "{s}: {p}"
+        );
+    }
+}
+
+#[test]
+fn skip_dates_are_dates_or_inclusive_ranges() {
+    let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("test date");
+    let ok = [
+        ("2026-12-24", ("2026-12-24", "2026-12-24")),
+        ("2026-12-27..2027-01-01", ("2026-12-27", "2027-01-01")),
+        ("2028-02-29", ("2028-02-29", "2028-02-29")),
+        (" 2026-12-27 .. 2027-01-01 ", ("2026-12-27", "2027-01-01")),
+        ("2026-12-24..2026-12-24", ("2026-12-24", "2026-12-24")),
+    ];
+    for (s, (first, last)) in ok {
+        let c = valid(&rule_with(&format!(
+            "at = \"09:00\"\nskip_dates = [\"{s}\"]\n"
+        )));
+        let want = DateRange {
+            first: d(first),
+            last: d(last),
+        };
+        assert_eq!(c.rules[0].skip_dates, [want], "{s}");
+    }
+    for s in [
+        "",
+        "2026-02-30",
+        "2027-02-29",
+        "2026-13-01",
+        "24.12.2026",
+        "2026-1-5",
+        "2026-12-24..",
+        "..2026-12-24",
+        "2026-12-24...2026-12-25",
+        "tomorrow",
+    ] {
+        let p = only_problem(&rule_with(&format!(
+            "at = \"09:00\"\nskip_dates = [\"{s}\"]\n"
+        )));
+        let start = format!("{FILE}:7:15: rule \"r\": skip_dates: ");
+        assert!(
+            p.starts_with(&start) && p.contains(&format!("{s:?}")) && p.contains("\"YYYY-MM-DD\""),
+            "{s}: {p}"
+        );
+    }
+    assert_rule_problem(
+        "at = \"09:00\"\nskip_dates = [\"2027-01-01..2026-12-27\"]\n",
+        "7:15",
+        "skip_dates: \"2027-01-01..2026-12-27\" ends before it starts; write the earlier date \
+         first, e.g. \"2026-12-27..2027-01-01\"",
+    );
+}
+
+#[test]
+fn cron_syntax_errors_say_what_to_write() {
+    let bad = [
+        "",
+        "   ",
+        "0 9 * *",
+        "0 9 * * * * *",
+        "0 0 9 * * * 2026",
+        "60 * * * *",
+        "0 24 * * *",
+        "0 0 32 * *",
+        "0 0 0 * *",
+        "0 0 * 13 *",
+        "0 0 * 0 *",
+        "0 0 * * 8",
+        "0 9 * * funday",
+        "0 9 * * 1-",
+        "hello world foo bar baz",
+        "*/0 * * * *",
+        "0 9 * * 5-1",
+        "61 0 9 * * *",
+    ];
+    for s in bad {
+        let p = only_problem(&rule_with(&format!("cron = \"{s}\"\n")));
+        let start = format!("{FILE}:6:8: rule \"r\": cron: {s:?} is not a valid cron expression (");
+        assert!(
+            p.starts_with(&start) && p.ends_with("e.g. \"0 9 * * mon-fri\""),
+            "{s}: {p}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An expiry past the year 9999 (SPEC §3).
+
+#[test]
+fn an_expire_after_past_the_year_9999_is_rejected_not_taken_as_no_expiry() {
+    let expire_after = |d: &str| rule_with(&format!("at = \"09:00\"\nexpire_after = \"{d}\"\n"));
+    let p = only_problem(&expire_after("100000000y"));
+    let start = format!(
+        "{FILE}:7:16: rule \"r\": expire_after \"100000000y\" puts the expiry past the year \
+         9999; give at most \""
+    );
+    let end = "y\", or remove expire_after for a status that does not expire";
+    assert!(p.starts_with(&start) && p.ends_with(end), "{p}");
+    // The longest duration the message offers is accepted, and a year more is not.
+    let years: u64 = p[start.len()..p.len() - end.len()]
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {p}"));
+    assert!((7000..8000).contains(&years), "{p}");
+    let longest = valid(&expire_after(&format!("{years}y")));
+    assert_eq!(
+        longest.rules[0].expiry,
+        Expiry::After(Duration::from_secs(years * 31_557_600))
+    );
+    let one_more = only_problem(&expire_after(&format!("{}y", years + 1)));
+    assert!(one_more.contains("past the year 9999"), "{one_more}");
+    // Too large even to add up is not a duration at all.
+    let p = only_problem(&expire_after("100000000000000y"));
+    assert!(
+        p.starts_with(&format!(
+            "{FILE}:7:16: rule \"r\": expire_after: \"100000000000000y\" is not a duration ("
+        )),
+        "{p}"
+    );
+}
+
+#[test]
+fn check_rejects_an_expire_after_past_the_year_9999_with_exit_1() {
+    let text = rule_with("at = \"09:00\"\nexpire_after = \"100000000y\"\n");
+    let (_dir, path) = write_config(&text, &[]);
+    let stderr = check_fails(&path);
+    let located = format!(
+        "{}:7:16: rule \"r\": expire_after \"100000000y\" puts the expiry past the year 9999",
+        path.display()
+    );
+    assert!(stderr.contains(&located), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names with control characters, which would forge log lines.
+
+/// A drop-in whose token and rule names carry control characters: each would start a forged
+/// log line or a terminal escape if it reached a log unescaped.
+const FORGING_DROP_IN: &str = "\
+[tokens.\"bob\\u001b[2J\"]
+token_env = \"B\"
+[[rules]]
+name = \"lunch\\nINFO sent target=alice ids=[1]\"
+token = \"alice\"
+at = \"12:00\"
+status_text = \"x\"
+[[rules]]
+name = \"tea\"
+token = \"bob\\u001b[2J\"
+at = \"16:00\"
+status_text = \"x\"
+[[rules]]
+name = \"del\\u007f\"
+token = \"alice\"
+at = \"17:00\"
+status_text = \"x\"
+";
+
+#[test]
+fn a_name_with_a_control_character_in_a_drop_in_is_a_config_error() {
+    let (dir, path) = write_config(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
+    let file = dir
+        .path()
+        .join("config.d/forged.toml")
+        .display()
+        .to_string();
+    let got: Vec<String> = load(&path)
+        .unwrap_err()
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let rule = "rule names may not contain control characters, so remove it";
+    let token = "token names may not contain control characters, so remove it";
+    assert_eq!(
+        got,
+        [
+            format!(
+                "{file}:1:9: token name \"bob\\u{{1b}}[2J\" contains the control character \
+                 '\\u{{1b}}'; {token}"
+            ),
+            format!(
+                "{file}:4:8: rule name \"lunch\\nINFO sent target=alice ids=[1]\" contains the \
+                 control character '\\n'; {rule}"
+            ),
+            format!(
+                "{file}:10:9: token name \"bob\\u{{1b}}[2J\" contains the control character \
+                 '\\u{{1b}}'; {token}"
+            ),
+            format!(
+                "{file}:14:8: rule name \"del\\u{{7f}}\" contains the control character \
+                 '\\u{{7f}}'; {rule}"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn check_reports_control_characters_in_names_without_printing_them() {
+    let (_dir, path) = write_config(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
+    let stderr = check_fails(&path);
+    assert!(
+        stderr.contains("forged.toml:4:8: rule name")
+            && stderr.contains("forged.toml:1:9: token name"),
+        "{stderr}"
+    );
+    let forged: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("INFO") || l.bytes().any(|b| b.is_ascii_control()))
+        .collect();
+    assert!(forged.is_empty(), "forged or raw lines: {forged:?}");
 }

@@ -127,12 +127,12 @@ impl SetArgs {
 /// `status_expiration` for `--expire given` at `now`: Unix seconds, as a rule's
 /// `expire_after` gives them.
 fn expiration(given: &str, now: DateTime<Utc>) -> Result<i64, SetError> {
-    let d = config::parse::duration(given).map_err(SetError::Expire)?;
+    let d = crate::schedule::parse_duration(given).map_err(SetError::Expire)?;
     if d.is_zero() {
         return Err(SetError::ExpireZero(given.to_string()));
     }
     expiry_instant(Expiry::After(d), chrono_tz::UTC, now)
-        .filter(|at| at.year() <= 9999)
+        .filter(|at| *at <= crate::schedule::latest_expiry())
         .map(|at| at.timestamp())
         .ok_or_else(|| SetError::ExpireTooFar(given.to_string()))
 }
@@ -220,7 +220,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err,
-            SetError::Expire(config::parse::duration("2 fortnights").unwrap_err())
+            SetError::Expire(crate::schedule::parse_duration("2 fortnights").unwrap_err())
         );
     }
 

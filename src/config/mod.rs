@@ -14,7 +14,8 @@
 //! - `sections`: where a large file may be cut so that its parts are parsed one at a time.
 //! - `rules`, `rule_profile`: one `[[rules]]` entry and its `[rules.profile]`.
 //! - `walk`: typed reads of spanned values that record a located problem instead of failing.
-//! - `parse`: the small languages inside strings — times, days, dates, durations.
+//!   The small languages inside strings (times, days, dates, durations) are parsed by
+//!   `schedule`'s grammar, the one parser of them in the program.
 //! - `span`: byte offsets to line and column; `paths`: database and token-file resolution.
 //!
 //! **Invariant:** no message quotes a token value. Type errors never quote the value, and a
@@ -31,7 +32,6 @@ pub use crate::schedule::Expiry;
 use crate::schedule::{DateRange, Schedule};
 
 mod load;
-pub(crate) mod parse;
 mod paths;
 mod rule_profile;
 mod rules;

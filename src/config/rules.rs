@@ -7,14 +7,17 @@ use crate::profile::{status_text_over_limit, MAX_STATUS_TEXT};
 use std::ops::Range;
 use std::time::Duration;
 
-use chrono::{NaiveTime, Weekday};
+use chrono::{NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use toml::de::DeValue;
 
 use super::rule_profile::{self, Profile};
 use super::walk::{entry, Ctx, Table, Value};
-use super::{parse, Expiry, StatusTemplate};
-use crate::schedule::{parse_cron, DateRange, Schedule};
+use super::{Expiry, StatusTemplate};
+use crate::schedule::{
+    longest_expire_after, parse_cron, parse_date_range, parse_day, parse_days, parse_time_of_day,
+    DateRange, Schedule,
+};
 
 /// Every key a rule may have.
 const RULE_KEYS: &[&str] = &[
@@ -94,7 +97,7 @@ pub(crate) fn rule(ctx: &mut Ctx<'_>, number: usize, v: &Value<'_>) -> Option<Ru
         t,
         &span,
         &what,
-        "name",
+        ("name", "rule"),
         "a unique name, e.g. name = \"coffee\"",
     );
     // Once the name is known, messages use it: it is what the user searches the file for.
@@ -107,7 +110,7 @@ pub(crate) fn rule(ctx: &mut Ctx<'_>, number: usize, v: &Value<'_>) -> Option<Ru
         t,
         &span,
         &label,
-        "token",
+        ("token", "token"),
         "the name of a [tokens.NAME] table",
     );
     ctx.unknown_keys(t, RULE_KEYS, &label);
@@ -205,13 +208,14 @@ fn amount(
     }
 }
 
-/// A required string key; a problem at the rule's header when it is missing.
+/// A required name: `key` holds the name of a `kind` ("rule" for `name`, "token" for the
+/// token a rule uses); a problem at the rule's header when it is missing.
 fn required(
     ctx: &mut Ctx<'_>,
     t: &Table<'_>,
     rule_span: &Range<usize>,
     label: &str,
-    key: &str,
+    (key, kind): (&str, &str),
     hint: &str,
 ) -> Option<Named> {
     let Some(v) = t.get(key) else {
@@ -220,6 +224,9 @@ fn required(
     };
     let text = ctx.non_empty(&format!("{label}: {key}"), v)?;
     let text = text.trim().to_string();
+    if !ctx.plain_name(kind, &text, &v.span()) {
+        return None;
+    }
     Some(Named {
         text,
         span: ctx.in_file(v.span()),
@@ -277,7 +284,7 @@ fn schedule(
         }
         (_, _, Some(_)) => cron_schedule,
         (Some(_), _, None) => {
-            let all_days = || parse::days_spec("daily").unwrap_or_default();
+            let all_days = || parse_days("daily").unwrap_or_default();
             Some(Schedule::Calendar {
                 times: times?,
                 days: if days.is_some() {
@@ -320,38 +327,17 @@ fn times(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<NaiveTime>
 /// One time of day, quoted or a TOML local time.
 fn time_value(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Option<NaiveTime> {
     let text = ctx.date_or_time_text(what, "a time such as \"09:00\"", v)?;
-    match parse::time_of_day(&text) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            ctx.error(&v.span(), format!("{what}: {e}"));
-            None
-        }
-    }
+    ctx.parsed(what, v, parse_time_of_day(&text))
 }
 
 /// `days`: a day spec string, or a list of day names; in week order without duplicates.
 fn weekdays(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Weekday>> {
     let what = format!("{label}: days");
     let mut out = match v.get_ref() {
-        DeValue::String(s) => match parse::days_spec(s) {
-            Ok(days) => days,
-            Err(e) => {
-                ctx.error(&v.span(), format!("{what}: {e}"));
-                return None;
-            }
-        },
+        DeValue::String(s) => ctx.parsed(&what, v, parse_days(s))?,
         DeValue::Array(_) => one_or_many(ctx, &what, v, |ctx, item| {
             let s = ctx.string(&what, item)?;
-            let day = parse::weekday(s);
-            if day.is_none() {
-                ctx.error(
-                    &item.span(),
-                    format!(
-                        "{what}: {s:?} is not a day; write mon, tue, wed, thu, fri, sat or sun"
-                    ),
-                );
-            }
-            day
+            ctx.parsed(&what, item, parse_day(s))
         })?,
         other => {
             let expected = "a string such as \"mon-fri\" or a list such as [\"mon\", \"wed\"]";
@@ -368,20 +354,7 @@ fn weekdays(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Vec<Weekday
 fn cron_expr(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>) -> Option<Schedule> {
     let what = format!("{label}: cron");
     let expr = ctx.string(&what, v)?;
-    match parse_cron(expr) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            ctx.error(
-                &v.span(),
-                format!(
-                    "{what}: {expr:?} is not a valid cron expression ({}); write 5 fields \
-                     \"MIN HOUR DOM MON DOW\", or 6 with seconds first",
-                    e.trim_end_matches('.')
-                ),
-            );
-            None
-        }
-    }
+    ctx.parsed(&what, v, parse_cron(expr))
 }
 
 /// `skip_dates`: a list of dates and ranges.
@@ -397,10 +370,7 @@ pub(crate) fn skip_dates(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Vec<Da
         let Some(text) = ctx.date_or_time_text(what, expected, item) else {
             continue;
         };
-        match parse::date_range(&text) {
-            Ok((first, last)) => out.push(DateRange { first, last }),
-            Err(e) => ctx.error(&item.span(), format!("{what}: {e}")),
-        }
+        out.extend(ctx.parsed(what, item, parse_date_range(&text)));
     }
     out
 }
@@ -523,6 +493,36 @@ fn half_clear(
     }
 }
 
+/// Seconds in humantime's year (`"1y"` is 365.25 days), to say the longest `expire_after`
+/// in the unit the user wrote an absurd one in.
+const SECS_PER_YEAR: u64 = 31_557_600;
+
+/// An `expire_after` of `d` (the value `v`) whose expiry would be past the year 9999 even for
+/// a firing now, which SPEC §3 rejects. Without this check such a duration overflowed the
+/// expiry arithmetic and silently became "no expiry".
+///
+/// The one place in the config that reads the clock: the bound is about the firings to come,
+/// and the earliest of them is now. A firing thousands of years later could still cross it;
+/// nothing else in a validated config depends on when it was loaded.
+fn too_late(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>, d: Duration) {
+    let longest = longest_expire_after(Utc::now());
+    if d <= longest {
+        return;
+    }
+    let text = match v.get_ref() {
+        DeValue::String(s) => format!(" {:?}", s.as_ref()),
+        _ => String::new(),
+    };
+    let years = longest.as_secs() / SECS_PER_YEAR;
+    ctx.error(
+        &v.span(),
+        format!(
+            "{label}: expire_after{text} puts the expiry past the year 9999; give at most \
+             \"{years}y\", or remove expire_after for a status that does not expire"
+        ),
+    );
+}
+
 /// `expire_after` or `expire_at`, which only make sense with a status to expire.
 fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -> Option<Expiry> {
     let after = entry(t, "expire_after");
@@ -541,6 +541,7 @@ fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -
                 ),
             );
         }
+        too_late(ctx, label, a, d);
     }
     if let (Some(_), Some((key, _))) = (after, at) {
         ctx.error(

@@ -400,6 +400,7 @@ fn tokens(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Vec<TokenDraft> {
     t.iter()
         .map(|(key, value)| {
             let name = key.get_ref().to_string();
+            ctx.plain_name("token", &name, &key.span());
             let label = format!("token {}", shown(&name));
             TokenDraft {
                 source: token_source(ctx, &label, value),
@@ -585,8 +586,9 @@ skip_dates = [
             section_problems(&text),
             [
                 "13:1: rule #3: name is missing; add a unique name, e.g. name = \"coffee\"",
-                "15:6: rule #3: at: \"25:00\" is not a time of day; write \"HH:MM\" or \
-                 \"HH:MM:SS\", e.g. \"09:30\"",
+                "15:6: rule #3: at: \"25:00\" is not a time of day: the hour must be 0 to 23 \
+                 (midnight is \"00:00\"); write \"HH:MM\" or \"HH:MM:SS\" on the 24-hour clock, \
+                 e.g. \"09:00\" or \"17:30:15\"",
                 "16:15: rule #3: status_text must be a string (in double quotes), not an integer",
             ]
         );

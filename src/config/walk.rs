@@ -9,9 +9,9 @@ use std::time::Duration;
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
-use super::parse;
 use super::span::LineIndex;
 use super::Problem;
+use crate::schedule::parse_duration;
 
 /// A parsed TOML table whose keys and values keep their byte spans.
 pub(crate) type Table<'i> = DeTable<'i>;
@@ -209,13 +209,39 @@ impl<'t> Ctx<'t> {
                 return None;
             }
         };
-        match parse::duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.error(&v.span(), format!("{what}: {e}"));
-                None
-            }
-        }
+        self.parsed(what, v, parse_duration(text))
+    }
+
+    /// What a grammar function (`crate::schedule::parse_*`) made of the value `v`, or, if it
+    /// failed, its message recorded at `v` after `what`.
+    pub(crate) fn parsed<T>(
+        &mut self,
+        what: &str,
+        v: &Value<'_>,
+        result: Result<T, String>,
+    ) -> Option<T> {
+        result
+            .map_err(|e| self.error(&v.span(), format!("{what}: {e}")))
+            .ok()
+    }
+
+    /// Whether `name`, the name of a `kind` ("rule", "token"), is free of control characters;
+    /// if not, a problem at `span`. Names go into every log line and message about their
+    /// rule or token, so a newline or an ESC sequence in one (from a drop-in an admin did not
+    /// write, say) would forge a log line or drive the terminal of whoever reads the journal.
+    pub(crate) fn plain_name(&mut self, kind: &str, name: &str, span: &Range<usize>) -> bool {
+        let Some(c) = name.chars().find(|c| c.is_control()) else {
+            return true;
+        };
+        self.error(
+            span,
+            format!(
+                "{kind} name {} contains the control character {c:?}; {kind} names may not \
+                 contain control characters, so remove it",
+                shown(name)
+            ),
+        );
+        false
     }
 
     /// The value as a table.

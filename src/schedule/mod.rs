@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //!
-//! - `parse`: the small grammars of the config (`at`, `days`, `skip_dates`) and cron.
+//! - `parse`: the grammar of the config's small strings — times, days, dates, durations —
+//!   and the wording of cron errors; the only parser of them in the program.
 //! - `dst`: [`local_to_instant`], the one place that knows about DST, and [`expiry_instant`].
 //! - `search`: [`next_firing`] and [`last_firing_in`], the walks over local time.
 //!
@@ -25,14 +26,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use chrono::{NaiveDate, NaiveTime, Weekday};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
 
 mod dst;
 mod parse;
 mod search;
 
 pub use dst::{expiry_instant, local_to_instant};
-pub use parse::{parse_date_range, parse_days, parse_time_of_day};
+pub use parse::{parse_date_range, parse_day, parse_days, parse_duration, parse_time_of_day};
 pub use search::{last_firing_in, next_firing, SEARCH_HORIZON_DAYS};
 
 /// A parsed schedule of one rule, without its zone or skip dates.
@@ -134,4 +135,52 @@ pub enum Expiry {
     After(Duration),
     /// `expire_at`: the first such local time strictly after the firing.
     At(NaiveTime),
+}
+
+/// [`latest_expiry`] in Unix seconds: 9999-12-31T23:59:59Z.
+const LATEST_EXPIRY_SECS: i64 = 253_402_300_799;
+
+/// The last instant a status may expire at, the end of the year 9999: SPEC §3 rejects "an
+/// expiry beyond the year 9999". Every instant the program shows is RFC 3339, whose years
+/// have four digits.
+pub fn latest_expiry() -> DateTime<Utc> {
+    DateTime::from_timestamp(LATEST_EXPIRY_SECS, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The longest `expire_after` whose expiry, for a firing at `fired`, is not past
+/// [`latest_expiry`]; zero once `fired` itself is past it.
+pub fn longest_expire_after(fired: DateTime<Utc>) -> Duration {
+    (latest_expiry() - fired).to_std().unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_expire_after_ends_at_the_end_of_9999() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("test instant")
+                .with_timezone(&Utc)
+        };
+        assert_eq!(latest_expiry(), at("9999-12-31T23:59:59Z"));
+        let cases = [
+            ("9999-12-31T23:59:58Z", Duration::from_secs(1)),
+            ("9999-12-31T23:59:59Z", Duration::ZERO),
+            ("9999-12-31T23:59:59.5Z", Duration::ZERO),
+            ("9999-12-30T23:59:59Z", Duration::from_secs(86_400)),
+        ];
+        for (fired, want) in cases {
+            assert_eq!(longest_expire_after(at(fired)), want, "{fired}");
+        }
+        let later = latest_expiry() + chrono::TimeDelta::days(400);
+        assert_eq!(longest_expire_after(later), Duration::ZERO);
+        let now = at("2026-12-02T00:00:00Z");
+        let longest = longest_expire_after(now);
+        assert_eq!(
+            expiry_instant(Expiry::After(longest), chrono_tz::UTC, now),
+            Some(latest_expiry())
+        );
+    }
 }
