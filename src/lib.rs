@@ -14,6 +14,7 @@
 //! - [`daemon`]: wires them together: the scheduler task and one worker task per token.
 //! - [`clock`]: the injected wall clock.
 //! - [`preview`]: the next firings, for `slack-statusd preview`.
+//! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
 
 pub mod clock;
 pub mod config;
@@ -24,3 +25,4 @@ pub mod queue;
 pub mod schedule;
 pub mod slack;
 pub mod throttle;
+pub mod untrusted;
