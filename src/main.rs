@@ -475,7 +475,7 @@ async fn print_rows(queue: &Queue, states: &[State], json: bool) -> Result<(), F
                 serde_json::json!({
                     "id": r.id, "state": r.state.as_str(), "rule": r.rule, "token": r.target.token,
                     "user": r.target.user, "at": r.fire_at.to_rfc3339(), "attempts": r.attempts,
-                    "last_error": r.last_error, "profile": r.patch.to_profile_json(),
+                    "last_error": r.last_error, "profile": slack_statusd::slack::wire::profile_json(&r.patch),
                 })
             );
         } else {

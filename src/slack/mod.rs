@@ -2,6 +2,7 @@
 //!
 //! - [`classify`]: what a response means (pure).
 //! - [`manual`]: whether a current status was set by hand (pure).
+//! - [`wire`]: the JSON bodies of the requests (pure).
 //!
 //! Answers are not trusted: the client follows no redirect, reads at most [`MAX_BODY`] bytes
 //! of a body, and [`classify`] escapes and bounds every text it passes on.
@@ -15,6 +16,7 @@ use crate::profile::Patch;
 
 pub mod classify;
 pub mod manual;
+pub mod wire;
 
 pub use classify::{classify, Answer, Body, Outcome};
 /// The header map of an [`Answer`], re-exported so callers need not name the HTTP crate.
@@ -57,13 +59,9 @@ impl Client {
         }
     }
 
-    /// The JSON body of a `users.profile.set` request.
+    /// The JSON body of a `users.profile.set` request (see [`wire::set_body`]).
     pub fn set_body(user: Option<&str>, patch: &Patch) -> serde_json::Value {
-        let mut body = serde_json::json!({ "profile": patch.to_profile_json() });
-        if let Some(u) = user {
-            body["user"] = u.into();
-        }
-        body
+        wire::set_body(user, patch)
     }
 
     /// `POST {api_url}/users.profile.set` with `patch` for `user` (`None`: the token's own).
@@ -74,11 +72,8 @@ impl Client {
 
     /// `POST {api_url}/users.profile.get` for `user` (`None`: the token's own profile).
     pub async fn get_profile(&self, token: &Secret, user: Option<&str>) -> Outcome {
-        let body = match user {
-            Some(u) => serde_json::json!({ "user": u }),
-            None => serde_json::json!({}),
-        };
-        self.call("users.profile.get", token, body).await
+        self.call("users.profile.get", token, wire::get_body(user))
+            .await
     }
 
     /// POST a JSON body to a Web API method with the token as a bearer credential.
