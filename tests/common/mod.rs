@@ -306,7 +306,9 @@ async fn set_profile(
             Scripted::Reply(status, ra, body) => {
                 record(&mut g, status);
                 let limited = status == 429 || body.contains("ratelimited");
-                if let Some(secs) = ra.as_deref().and_then(|r| r.trim().parse::<f64>().ok()) {
+                let secs = ra.as_deref().and_then(|r| r.trim().parse::<f64>().ok());
+                // A negative or absurd value blocks nothing (and must not panic the fake).
+                if let Some(secs) = secs.filter(|s| (0.0..1e9).contains(s)) {
                     if limited {
                         g.blocked_until
                             .insert(token.clone(), now + Duration::from_secs_f64(secs));
