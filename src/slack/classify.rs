@@ -340,7 +340,8 @@ mod tests {
                 "HTTP 307: redirect {to} not followed; API calls follow no redirect (check api_url)"
             ))
         };
-        let cases: Vec<(u16, Vec<(&str, &str)>, Body<'_>, Outcome)> = vec![
+        type Case<'a> = (u16, Vec<(&'a str, &'a str)>, Body<'a>, Outcome);
+        let cases: Vec<Case<'_>> = vec![
             // Retry-After over a day, and as an HTTP-date: waited in full.
             (
                 429,
