@@ -15,6 +15,7 @@
 //! - [`clock`]: the injected wall clock.
 //! - [`cli`]: the binary's commands — `check`, `preview`, `set`, `queue`, `run` — with their
 //!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
+//! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
 
 pub mod cli;
 pub mod clock;
@@ -25,3 +26,4 @@ pub mod queue;
 pub mod schedule;
 pub mod slack;
 pub mod throttle;
+pub mod untrusted;

@@ -1,10 +1,10 @@
 //! The profile payload: what one update sets, split into merge groups.
 //!
-//! Slack's `users.profile.set` takes a flat `profile` object plus a nested `fields` object for
-//! custom fields. We model an update as a set of *groups*: the status (`status_text`,
-//! `status_emoji` and `status_expiration` travel together, so a merge never mixes the text of
-//! one firing with the expiry of another) and one group per other field. Custom fields are
-//! keyed `fields.<ID>` so that every group has a single flat key.
+//! We model an update as a set of *groups*: the status (text, emoji and expiration travel
+//! together, so a merge never mixes the text of one firing with the expiry of another) and
+//! one group per other field. Custom fields are keyed `fields.<ID>` so that every group has a
+//! single flat key. The serde derives are the queue's own storage format; what Slack is sent
+//! is built from a patch by `slack::wire`, the only place that knows Slack's JSON.
 
 use std::collections::BTreeMap;
 
@@ -57,26 +57,5 @@ impl Patch {
     /// Whether the patch sets nothing at all.
     pub fn is_empty(&self) -> bool {
         self.status.is_none() && self.fields.is_empty()
-    }
-
-    /// The `profile` object of a `users.profile.set` request.
-    pub fn to_profile_json(&self) -> serde_json::Value {
-        let mut profile = serde_json::Map::new();
-        let mut custom = serde_json::Map::new();
-        if let Some(s) = &self.status {
-            profile.insert("status_text".into(), s.text.clone().into());
-            profile.insert("status_emoji".into(), s.emoji.clone().into());
-            profile.insert("status_expiration".into(), s.expiration.into());
-        }
-        for (key, value) in &self.fields {
-            match key.strip_prefix(CUSTOM_FIELD_PREFIX) {
-                Some(id) => custom.insert(id.to_string(), value.clone()),
-                None => profile.insert(key.clone(), value.clone()),
-            };
-        }
-        if !custom.is_empty() {
-            profile.insert("fields".into(), custom.into());
-        }
-        serde_json::Value::Object(profile)
     }
 }

@@ -1,6 +1,7 @@
 //! Faults at the fake Slack, one table row each, through the real per-token `Worker`, a real
 //! SQLite file and HTTP on 127.0.0.1: every fault is retried or failed exactly as SPEC §4
-//! says, no request goes out before a `Retry-After` ends, and the row is never lost.
+//! says, no request goes out before a `Retry-After` ends, and the row is never lost. (The
+//! forms of `Retry-After` and hostile answers against the real binary: `hostile_slack.rs`.)
 
 mod common;
 
@@ -172,6 +173,28 @@ fn cases() -> Vec<Case> {
             ),
             "timeout",
         ),
+        transient(
+            "a redirect to another server",
+            Scripted::raw(307, &[("location", "http://127.0.0.1:1/api/x?k=v")], ""),
+            "HTTP 307: redirect to 127.0.0.1:1 not followed; API calls follow no redirect \
+             (check api_url)",
+        ),
+        transient(
+            "a body over 1 MiB",
+            Scripted::Stream {
+                status: 200,
+                len: 3 << 20,
+            },
+            "HTTP 200: response body over 1048576 bytes, not read",
+        ),
+        Case {
+            fault: reply(429, Some("-1"), r#"{"ok":false,"error":"ratelimited"}"#),
+            name: "429 with a negative Retry-After",
+            attempts: 0,
+            last_error: None,
+            // Unusable: backs off as for a transient failure.
+            min_gap: RETRY.initial_backoff / 2,
+        },
         Case {
             fault: reply(429, None, r#"{"ok":false,"error":"ratelimited"}"#),
             name: "429 without Retry-After",

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 use slack_statusd::profile::{Patch, Status};
+use slack_statusd::slack::wire::profile_json;
 
 #[test]
 fn patch_puts_custom_fields_under_fields_and_status_flat() {
@@ -19,7 +20,7 @@ fn patch_puts_custom_fields_under_fields_and_status_flat() {
         json!({"value": "Barista", "alt": ""}),
     );
     assert_eq!(
-        patch.to_profile_json(),
+        profile_json(&patch),
         json!({
             "status_text": "Coffee",
             "status_emoji": ":coffee:",

@@ -141,7 +141,7 @@ impl Firing<'_> {
             "token": self.rule.token,
             "user": self.rule.user,
             "expires": self.expires().map(|e| e.to_rfc3339()),
-            "profile": self.patch.to_profile_json(),
+            "profile": crate::slack::wire::profile_json(&self.patch),
         })
     }
 }

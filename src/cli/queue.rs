@@ -1,6 +1,7 @@
 //! `slack-statusd queue`: inspect and manage the queue, and the two shapes a row is printed
 //! in — a text line for people, a JSON object per line for scripts.
 
+use crate::untrusted::escape;
 use std::io::Write;
 
 use chrono::Utc;
@@ -69,15 +70,17 @@ async fn act(
 }
 
 /// A row for people: id, state, target, firing instant, attempts and last error (`-` if none).
+/// The target and the error are outside text (a user ID from the command line, Slack's error,
+/// a database edited by hand): escaped, so that no row can write to the terminal.
 pub fn row_line(r: &Update) -> String {
     format!(
         "{:>6}  {:<10}  {:<24}  {}  attempts={}  {}",
         r.id,
         r.state.as_str(),
-        r.target.to_string(),
+        escape(&r.target.to_string()),
         r.fire_at.to_rfc3339(),
         r.attempts,
-        r.last_error.as_deref().unwrap_or("-")
+        escape(r.last_error.as_deref().unwrap_or("-"))
     )
 }
 
@@ -87,7 +90,7 @@ pub fn row_json(r: &Update) -> serde_json::Value {
     serde_json::json!({
         "id": r.id, "state": r.state.as_str(), "rule": r.rule, "token": r.target.token,
         "user": r.target.user, "at": r.fire_at.to_rfc3339(), "attempts": r.attempts,
-        "last_error": r.last_error, "profile": r.patch.to_profile_json(),
+        "last_error": r.last_error, "profile": crate::slack::wire::profile_json(&r.patch),
     })
 }
 

@@ -40,7 +40,7 @@ const RULE_KEYS: &[&str] = &[
 /// Slack's limit on the fields of one `users.profile.set`.
 const MAX_PROFILE_FIELDS: usize = 50;
 /// Fields a status puts in the request: `status_text`, `status_emoji`, `status_expiration`
-/// always travel together (see [`crate::profile::Patch::to_profile_json`]).
+/// always travel together (see [`crate::slack::wire::profile_json`]).
 const STATUS_FIELDS: usize = 3;
 
 /// A string value with the span of the value, for checks made after the walk.

@@ -286,7 +286,11 @@ impl Worker {
                     self.blind_429s += 1;
                     backoff(&self.retry, self.blind_429s, rand::random())
                 });
-                self.paused_until = Some(now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX));
+                // However long Slack asks for: an instant past chrono's range waits forever.
+                let until = TimeDelta::from_std(wait)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d));
+                self.paused_until = Some(until.unwrap_or(DateTime::<Utc>::MAX_UTC));
                 tracing::warn!(token = %self.token, target = %target, ids = ?ids, wait = ?wait, "rate-limited: pausing the token");
                 Finish::Requeue
             }

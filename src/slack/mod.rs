@@ -2,19 +2,37 @@
 //!
 //! - [`classify`]: what a response means (pure).
 //! - [`manual`]: whether a current status was set by hand (pure).
+//! - [`wire`]: the JSON bodies of the requests (pure).
+//!
+//! Answers are not trusted: the client follows no redirect, reads at most [`MAX_BODY`] bytes
+//! of a body, and [`classify`] escapes and bounds every text it passes on.
 
 use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Secret;
 use crate::profile::Patch;
 
 pub mod classify;
 pub mod manual;
+pub mod wire;
 
-pub use classify::{classify, Outcome};
+pub use classify::{classify, Answer, Body, Outcome};
+/// The header map of an [`Answer`], re-exported so callers need not name the HTTP crate.
+pub use reqwest::header::HeaderMap;
 
 /// How long one request may take before it counts as a transient failure.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes of a response body the client reads. Slack's answers are a few KB; a longer
+/// one is not read on (a transient error), so a hostile or broken server cannot make the
+/// daemon buffer 500 MB.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A `Retry-After` longer than this is logged at warn with its length and end, so that an
+/// operator sees why a token went quiet.
+pub const LONG_PAUSE: Duration = Duration::from_secs(10 * 60);
 
 /// A client for `users.profile.set` and `users.profile.get`.
 #[derive(Debug, Clone)]
@@ -27,6 +45,9 @@ impl Client {
     /// A client for the Web API at `api_url` (e.g. `https://slack.com/api`).
     pub fn new(api_url: &str, timeout: Duration) -> Client {
         let http = reqwest::Client::builder()
+            // A redirect would re-send the token's profile (and, to the same origin, the
+            // token) wherever it points; `classify` turns a 3xx into a transient error.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("slack-statusd/", env!("CARGO_PKG_VERSION")))
@@ -38,13 +59,9 @@ impl Client {
         }
     }
 
-    /// The JSON body of a `users.profile.set` request.
+    /// The JSON body of a `users.profile.set` request (see [`wire::set_body`]).
     pub fn set_body(user: Option<&str>, patch: &Patch) -> serde_json::Value {
-        let mut body = serde_json::json!({ "profile": patch.to_profile_json() });
-        if let Some(u) = user {
-            body["user"] = u.into();
-        }
-        body
+        wire::set_body(user, patch)
     }
 
     /// `POST {api_url}/users.profile.set` with `patch` for `user` (`None`: the token's own).
@@ -55,11 +72,8 @@ impl Client {
 
     /// `POST {api_url}/users.profile.get` for `user` (`None`: the token's own profile).
     pub async fn get_profile(&self, token: &Secret, user: Option<&str>) -> Outcome {
-        let body = match user {
-            Some(u) => serde_json::json!({ "user": u }),
-            None => serde_json::json!({}),
-        };
-        self.call("users.profile.get", token, body).await
+        self.call("users.profile.get", token, wire::get_body(user))
+            .await
     }
 
     /// POST a JSON body to a Web API method with the token as a bearer credential.
@@ -73,25 +87,77 @@ impl Client {
                 "application/json; charset=utf-8",
             )
             .body(body.to_string());
-        self.exchange(request).await
+        let outcome = self.exchange(request).await;
+        if let Outcome::RateLimited(Some(wait)) = &outcome {
+            log_long_pause(method, *wait, Utc::now());
+        }
+        outcome
     }
 
     async fn exchange(&self, request: reqwest::RequestBuilder) -> Outcome {
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => return Outcome::Transient(transport_error(&e)),
         };
+        let received_at = Utc::now();
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        match response.bytes().await {
-            Ok(body) => classify(status, retry_after.as_deref(), &body),
-            Err(e) => Outcome::Transient(transport_error(&e)),
-        }
+        let headers = std::mem::take(response.headers_mut());
+        // A redirect is classified by its status and Location alone: its body is not read.
+        let body = if response.status().is_redirection() {
+            Ok(Some(Vec::new()))
+        } else {
+            read_capped(&mut response, MAX_BODY).await
+        };
+        let body = match &body {
+            Ok(Some(bytes)) => Body::Read(bytes),
+            Ok(None) => Body::TooLarge,
+            Err(e) => return Outcome::Transient(transport_error(e)),
+        };
+        classify(&Answer {
+            status,
+            headers: &headers,
+            body,
+            received_at,
+        })
     }
+}
+
+/// Read a body chunk by chunk; `None` as soon as it grows past `cap` bytes. The rest is never
+/// read: dropping the response closes the connection.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    // A declared length over the cap is refused before a byte is read.
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// Warn when Slack asks a token to wait longer than [`LONG_PAUSE`]: the wait is honoured in
+/// full, and the operator should see why nothing goes out.
+fn log_long_pause(method: &str, wait: Duration, now: DateTime<Utc>) {
+    if wait <= LONG_PAUSE {
+        return;
+    }
+    let until = TimeDelta::from_std(wait)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d));
+    let until = until.map_or_else(|| "the end of time".to_string(), |t| t.to_rfc3339());
+    tracing::warn!(
+        method,
+        wait_secs = wait.as_secs(),
+        until = %until,
+        "Slack asked this token to pause for a long time (Retry-After); nothing is sent for it until then"
+    );
 }
 
 /// Describe a transport error without its URL or headers (never the token).

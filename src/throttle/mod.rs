@@ -2,10 +2,10 @@
 //! function takes the current instant.
 //!
 //! - [`limiter`]: exact sliding-window logs per token and per target.
-//! - [`backoff`]: exponential backoff with jitter, and `Retry-After` parsing.
+//! - [`backoff`]: exponential backoff with jitter, and `Retry-After` (and HTTP-date) parsing.
 
 pub mod backoff;
 pub mod limiter;
 
-pub use backoff::{backoff, parse_retry_after};
+pub use backoff::{backoff, parse_http_date, parse_retry_after};
 pub use limiter::{SlidingLog, TokenLimiter};

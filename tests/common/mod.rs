@@ -49,6 +49,63 @@ pub enum Scripted {
     Delay(Duration, Box<Scripted>),
     /// The normal answer: limits enforced, profile updated. Useful inside `Delay`.
     Normal,
+    /// Answer with anything: a status (100–999), raw headers (a value the HTTP library
+    /// refuses is left out) and a body of any bytes and size (`Bytes` clones share it). The
+    /// fake cannot read every `Retry-After` form itself, so `block_until` says until when
+    /// the test means the token to wait: requests sooner count in
+    /// [`FakeSlack::early_after_429`].
+    Raw {
+        /// The status code.
+        status: u16,
+        /// Header names and values, in order.
+        headers: Vec<(String, Vec<u8>)>,
+        /// The body.
+        body: Bytes,
+        /// Until when the token must now wait, if at all.
+        block_until: Option<Instant>,
+    },
+    /// Answer `status` with a body of `len` bytes of `x` streamed in chunks, without a
+    /// `Content-Length`, as a hostile server would (`u64::MAX`: a body that never ends).
+    Stream {
+        /// The status code.
+        status: u16,
+        /// The body's length.
+        len: u64,
+    },
+}
+
+impl Scripted {
+    /// A [`Scripted::Raw`] answer with text headers.
+    pub fn raw(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Scripted {
+        Scripted::Raw {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.into(),
+            block_until: None,
+        }
+    }
+
+    /// The same [`Scripted::Raw`] answer, telling the fake that the token must now wait
+    /// until `until`.
+    pub fn blocking(self, until: Instant) -> Scripted {
+        match self {
+            Scripted::Raw {
+                status,
+                headers,
+                body,
+                ..
+            } => Scripted::Raw {
+                status,
+                headers,
+                body,
+                block_until: Some(until),
+            },
+            other => other,
+        }
+    }
 }
 
 /// A payload that unwinds the connection's task without running the panic hook, so the
@@ -249,7 +306,9 @@ async fn set_profile(
             Scripted::Reply(status, ra, body) => {
                 record(&mut g, status);
                 let limited = status == 429 || body.contains("ratelimited");
-                if let Some(secs) = ra.as_deref().and_then(|r| r.trim().parse::<f64>().ok()) {
+                let secs = ra.as_deref().and_then(|r| r.trim().parse::<f64>().ok());
+                // A negative or absurd value blocks nothing (and must not panic the fake).
+                if let Some(secs) = secs.filter(|s| (0.0..1e9).contains(s)) {
                     if limited {
                         g.blocked_until
                             .insert(token.clone(), now + Duration::from_secs_f64(secs));
@@ -260,6 +319,37 @@ async fn set_profile(
                     resp.headers_mut()
                         .insert("retry-after", ra.parse().unwrap());
                 }
+                Some(resp)
+            }
+            Scripted::Raw {
+                status,
+                headers,
+                body,
+                block_until,
+            } => {
+                record(&mut g, status);
+                if let Some(until) = block_until {
+                    g.blocked_until.insert(token.clone(), until);
+                }
+                let mut resp = Response::new(axum::body::Body::from(body));
+                *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+                for (name, value) in headers {
+                    if let (Ok(n), Ok(v)) = (
+                        axum::http::HeaderName::from_bytes(name.as_bytes()),
+                        axum::http::HeaderValue::from_bytes(&value),
+                    ) {
+                        resp.headers_mut().append(n, v);
+                    }
+                }
+                Some(resp)
+            }
+            Scripted::Stream { status, len } => {
+                record(&mut g, status);
+                use tokio::io::AsyncReadExt as _;
+                let bytes = tokio::io::repeat(b'x').take(len);
+                let stream = tokio_util::io::ReaderStream::with_capacity(bytes, 64 << 10);
+                let mut resp = Response::new(axum::body::Body::from_stream(stream));
+                *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                 Some(resp)
             }
             Scripted::Normal => {
