@@ -4,10 +4,10 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{close, line, open_existing, CliError};
-use crate::config::{self, Config, Expiry};
+use crate::config::{Config, Expiry};
 use crate::profile::{self, Patch, Status};
 use crate::queue::{NewUpdate, Target};
 use crate::schedule::expiry_instant;
