@@ -203,6 +203,14 @@ fn load(path: &std::path::Path) -> Result<Config, Failure> {
 
 fn check(path: &std::path::Path) -> Result<(), Failure> {
     let config = load(path)?;
+    // Read token files as `run` will, so a special or oversized one fails here first.
+    let tokens = config.check_token_files();
+    for w in &tokens.warnings {
+        eprintln!("slack-statusd: warning: {w}");
+    }
+    if !tokens.errors.is_empty() {
+        return Err(input(daemon::DaemonError::Tokens(tokens.errors)));
+    }
     println!(
         "{}: valid ({} rules, {} tokens, {} files)",
         path.display(),
