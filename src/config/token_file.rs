@@ -68,6 +68,30 @@ impl ReadError {
     }
 }
 
+impl From<OpenError> for ReadError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => e.into(),
+            OpenError::NotRegular(kind) => ReadError::NotRegular(kind),
+        }
+    }
+}
+
+/// Why [`open_regular`] opened nothing.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// The OS refused (no such file, permission, a symlink loop...).
+    Io(io::Error),
+    /// It is not a regular file: what it is instead.
+    NotRegular(&'static str),
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        OpenError::Io(e)
+    }
+}
+
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> Self {
         match e.kind() {
@@ -98,7 +122,7 @@ pub fn read_token(path: &Path) -> Result<String, ReadError> {
 
 /// Open `path` for reading only if it is a regular file, checked on the path before the
 /// open and on the opened descriptor after it. Never blocks on a FIFO.
-pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata), ReadError> {
+pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata), OpenError> {
     regular(&std::fs::metadata(path)?)?;
     let file = OpenOptions::new()
         .read(true)
@@ -110,10 +134,10 @@ pub(crate) fn open_regular(path: &Path) -> Result<(File, Metadata), ReadError> {
 }
 
 /// `Ok` for a regular file, else what it is.
-fn regular(meta: &Metadata) -> Result<(), ReadError> {
+fn regular(meta: &Metadata) -> Result<(), OpenError> {
     match kind_of(meta) {
         None => Ok(()),
-        Some(kind) => Err(ReadError::NotRegular(kind)),
+        Some(kind) => Err(OpenError::NotRegular(kind)),
     }
 }
 
