@@ -291,9 +291,7 @@ impl Config {
         }
         (ok, errs)
     }
-}
 
-impl Config {
     /// Read every `token_file` as `run` will (bounded, see `token_file`), so that `check`
     /// catches a special, unreadable or oversized one before `run` does. Environment
     /// variables are not looked at: the shell `check` runs in need not have the service's.
