@@ -524,11 +524,11 @@ fn tokens_resolve_from_env_file_and_inline() {
     let file_errs: Vec<_> = errs
         .iter()
         .filter_map(|e| match e {
-            TokenError::File { name, reason, .. } => Some((name.as_str(), reason.as_str())),
+            TokenError::File { name, reason, .. } => Some((name.as_str(), reason.to_string())),
             _ => None,
         })
         .collect();
-    assert!(file_errs.contains(&("empty", "the file is empty")));
+    assert!(file_errs.contains(&("empty", "the file is empty".to_string())));
     assert!(file_errs.iter().any(|(n, _)| *n == "missing"));
     // Token errors never carry a value either.
     for e in &errs {

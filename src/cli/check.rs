@@ -4,11 +4,19 @@ use std::io::Write;
 
 use super::{line, CliError};
 use crate::config::Config;
-use crate::daemon::NEEDS_RESTART;
+use crate::daemon::{DaemonError, NEEDS_RESTART};
 
-/// Print that `config` is valid (it loaded, so it is), what it holds, and which keys a
-/// running daemon applies only after a restart.
+/// Print that `config` is valid, what it holds, and which keys a running daemon applies only
+/// after a restart. Token files are read as `run` will read them, so that a special or
+/// oversized one fails here first (a missing one is only a warning, on stderr).
 pub fn check(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
+    let tokens = config.check_token_files();
+    for w in &tokens.warnings {
+        eprintln!("slack-statusd: warning: {w}");
+    }
+    if !tokens.errors.is_empty() {
+        return Err(DaemonError::Tokens(tokens.errors).into());
+    }
     line(
         out,
         format_args!(

@@ -3,13 +3,14 @@
 //! unique, tokens defined); then defaults and paths.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::paths::{self, Env};
 use super::rules::RuleDraft;
 use super::span::LineIndex;
+use super::token_file::{self, OpenError};
 use super::top::{self, FileOut, Globals, RawToken};
 use super::walk::{shown, Ctx};
 use super::{Config, ConfigError, Problem, Rule, TokenSource};
@@ -48,7 +49,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         text: main,
     }];
     let mut problems = Vec::new();
-    let drop_ins = drop_in_files(path, &mut problems);
+    let mut skipped = Vec::new();
+    let drop_ins = drop_in_files(path, &mut problems, &mut skipped);
     for file in &drop_ins {
         match read_file(file, false) {
             Ok(text) => sources.push(Source {
@@ -60,7 +62,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     }
     let checked = check(&sources, &Env::from_process(), file_mode);
     let mut problems = match checked {
-        Ok(config) if problems.is_empty() => return Ok(config),
+        Ok(mut config) if problems.is_empty() => {
+            config.warnings.extend(skipped);
+            return Ok(config);
+        }
         Ok(_) => problems,
         Err(e) => e.problems.into_iter().chain(problems).collect(),
     };
@@ -105,7 +110,11 @@ fn read_file(path: &Path, main: bool) -> Result<String, Problem> {
         col,
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| at(1, 1, read_error(&e, main)))?;
+    let bytes = if main {
+        std::fs::read(path).map_err(|e| at(1, 1, read_error(&e, main)))?
+    } else {
+        read_drop_in(path).map_err(|m| at(1, 1, m))?
+    };
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         // The prefix up to the bad byte is valid UTF-8 by definition.
@@ -117,6 +126,25 @@ fn read_file(path: &Path, main: bool) -> Result<String, Problem> {
             "the file is not valid UTF-8 here; save it as UTF-8".into(),
         )
     })
+}
+
+/// A drop-in's bytes. It was a regular file when the folder was listed; opening it without
+/// blocking and checking the opened descriptor makes sure a FIFO swapped in since cannot
+/// block the loader (a reload would wedge, and SIGTERM with it).
+fn read_drop_in(path: &Path) -> Result<Vec<u8>, String> {
+    let (mut file, _) = token_file::open_regular(path).map_err(|e| match e {
+        OpenError::Io(e) => read_error(&e, false),
+        OpenError::NotRegular(kind) => not_regular(kind),
+    })?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| read_error(&e, false))?;
+    Ok(bytes)
+}
+
+/// Why a drop-in that is not a regular file is left out.
+fn not_regular(kind: &str) -> String {
+    format!("this drop-in is a {kind}, not a regular file; drop-ins must be regular files (or symbolic links to them), so it is skipped: remove it or move it out of config.d/")
 }
 
 /// What went wrong reading a file, and what to do about it.
@@ -140,8 +168,14 @@ fn read_error(e: &io::Error, main: bool) -> String {
 
 /// The drop-ins beside `main`: every `*.toml` file in `config.d/`, sorted by name. Hidden
 /// files are skipped (editors keep their backups there). A missing folder is fine; an
-/// unreadable one is a problem.
-fn drop_in_files(main: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
+/// unreadable one is a problem. A `*.toml` entry that is not a regular file (or a link to
+/// one) is skipped with a warning in `skipped` naming it: a dangling link, a link loop, a
+/// FIFO (never opened: that could block), a device, a socket or a directory.
+fn drop_in_files(
+    main: &Path,
+    problems: &mut Vec<Problem>,
+    skipped: &mut Vec<String>,
+) -> Vec<PathBuf> {
     let dir = main.parent().unwrap_or(Path::new("")).join(DROP_IN_DIR);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
@@ -172,12 +206,39 @@ fn drop_in_files(main: &Path, problems: &mut Vec<Problem>) -> Vec<PathBuf> {
         })
         .collect();
     names.sort();
-    names
-        .into_iter()
-        .map(|n| dir.join(n))
-        // `is_file` follows symlinks, as admins link drop-ins in from elsewhere.
-        .filter(|p| p.is_file())
-        .collect()
+    let mut files = Vec::new();
+    for path in names.into_iter().map(|n| dir.join(n)) {
+        match skip_reason(&path) {
+            None => files.push(path),
+            Some(why) => skipped.push(format!("{}: {why}", path.display())),
+        }
+    }
+    files
+}
+
+/// Why the drop-in entry at `path` is not read, or `None` for a regular file. Looks only at
+/// metadata, following symlinks as admins link drop-ins in from elsewhere; opens nothing.
+fn skip_reason(path: &Path) -> Option<String> {
+    let e = match std::fs::metadata(path) {
+        Ok(meta) => return token_file::kind_of(&meta).map(not_regular),
+        Err(e) => e,
+    };
+    let link = |what: &str| {
+        format!("this drop-in is a symbolic link {what}, so it is skipped: fix or remove the link")
+    };
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Some(link("loop (it leads back to itself)"));
+    }
+    if e.kind() == io::ErrorKind::NotFound {
+        // Listed a moment ago: either a dangling link, or a file removed since (not worth
+        // a word, the next reload will not see it either).
+        return std::fs::read_link(path)
+            .ok()
+            .map(|target| link(&format!("to {}, which does not exist", target.display())));
+    }
+    Some(format!(
+        "this drop-in cannot be inspected ({e}), so it is skipped"
+    ))
 }
 
 /// The permission bits of a file, if it can be inspected.

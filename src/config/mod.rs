@@ -17,6 +17,7 @@
 //!   The small languages inside strings (times, days, dates, durations) are parsed by
 //!   `schedule`'s grammar, the one parser of them in the program.
 //! - `span`: byte offsets to line and column; `paths`: database and token-file resolution.
+//! - `token_file`: reading a token file, bounded in size and time, regular files only.
 //!
 //! **Invariant:** no message quotes a token value. Type errors never quote the value, and a
 //! key or name that looks like a Slack token is replaced by a placeholder.
@@ -38,11 +39,13 @@ mod rules;
 mod secret;
 mod sections;
 mod span;
+mod token_file;
 mod top;
 mod walk;
 
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;
+pub use token_file::{ReadError, MAX_TOKEN_FILE, READ_TIMEOUT};
 
 /// One problem in a config file, located by file, line and column (both 1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,16 +236,43 @@ pub enum TokenError {
         /// Variable name.
         var: String,
     },
-    /// The file could not be read or is empty.
-    #[error("token {name:?}: cannot read {path}: {reason}")]
+    /// The file could not be read, is not a regular file, is too large or is empty.
+    #[error(
+        "token {}: cannot read token_file {}: {reason}",
+        walk::shown(name),
+        shown_path(path)
+    )]
     File {
         /// Token name.
         name: String,
         /// The file.
         path: PathBuf,
-        /// The I/O error or "the file is empty".
-        reason: String,
+        /// What is wrong with it.
+        reason: ReadError,
     },
+}
+
+/// A path for a message, unless a part of it looks like a token (people paste the token
+/// where the file name belongs).
+fn shown_path(path: &std::path::Path) -> String {
+    let secret = path
+        .iter()
+        .any(|part| walk::looks_like_token(&part.to_string_lossy()));
+    if secret {
+        "<hidden: it looks like a Slack token>".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// What `check` makes of the token files, read from where it runs.
+#[derive(Debug, Default)]
+pub struct TokenFileCheck {
+    /// Files `check` cannot find while `$CREDENTIALS_DIRECTORY` is unset: the service
+    /// resolves them in its own credentials directory, so this shell may not see them.
+    pub warnings: Vec<String>,
+    /// Files that are special, unreadable, oversized or empty: `run` would fail on them too.
+    pub errors: Vec<TokenError>,
 }
 
 impl Config {
@@ -261,6 +291,38 @@ impl Config {
         }
         (ok, errs)
     }
+
+    /// Read every `token_file` as `run` will (bounded, see `token_file`), so that `check`
+    /// catches a special, unreadable or oversized one before `run` does. Environment
+    /// variables are not looked at: the shell `check` runs in need not have the service's.
+    pub fn check_token_files(&self) -> TokenFileCheck {
+        let from_shell = paths::credentials_directory().is_none();
+        let mut report = TokenFileCheck::default();
+        for (name, source) in &self.tokens {
+            if !matches!(source, TokenSource::File(_)) {
+                continue;
+            }
+            match source.resolve(name) {
+                Ok(_) => {}
+                Err(e @ TokenError::File { .. }) if from_shell && e.is_not_found() => {
+                    report.warnings.push(format!(
+                        "{e} ($CREDENTIALS_DIRECTORY is unset, so this is only a warning: \
+                         the service resolves token_file in its credentials directory; \
+                         `run` fails if it is missing there)"
+                    ));
+                }
+                Err(e) => report.errors.push(e),
+            }
+        }
+        report
+    }
+}
+
+impl TokenError {
+    /// Whether this is a token file that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TokenError::File { reason, .. } if reason.is_not_found())
+    }
 }
 
 impl TokenSource {
@@ -276,17 +338,13 @@ impl TokenSource {
                 }),
             },
             TokenSource::File(path) => {
-                let err = |reason: String| TokenError::File {
-                    name: name.into(),
-                    path: path.clone(),
-                    reason,
-                };
-                let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-                let first = text.lines().next().unwrap_or("").trim();
-                if first.is_empty() {
-                    return Err(err("the file is empty".into()));
-                }
-                Ok(Secret::new(first.to_string()))
+                token_file::read_token(path)
+                    .map(Secret::new)
+                    .map_err(|reason| TokenError::File {
+                        name: name.into(),
+                        path: path.clone(),
+                        reason,
+                    })
             }
         }
     }

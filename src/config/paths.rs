@@ -42,11 +42,17 @@ impl Env {
             state_directory: var("STATE_DIRECTORY"),
             xdg_state_home: var("XDG_STATE_HOME"),
             home: var("HOME"),
-            credentials_directory: var("CREDENTIALS_DIRECTORY"),
+            credentials_directory: credentials_directory(),
             system_zone: system_zone(),
             current_dir: std::env::current_dir().ok(),
         }
     }
+}
+
+/// `$CREDENTIALS_DIRECTORY`, set by systemd when the unit has `LoadCredential=`; `None` when
+/// unset or empty (as from a shell).
+pub(crate) fn credentials_directory() -> Option<OsString> {
+    std::env::var_os("CREDENTIALS_DIRECTORY").filter(|v| !v.is_empty())
 }
 
 /// The system's zone, or UTC when it cannot be determined or is not an IANA name chrono-tz
