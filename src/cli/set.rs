@@ -156,7 +156,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn config() -> Config {
-        config::load_str(
+        crate::config::load_str(
             std::path::Path::new("/cfg/config.toml"),
             "[tokens.alice]\ntoken_env = \"A\"\n[tokens.bob]\ntoken_env = \"B\"\n",
         )
@@ -232,7 +232,7 @@ mod tests {
             .to_string();
         assert!(!err.contains("xoxp"), "{err}");
         assert!(err.contains("known tokens: alice, bob"), "{err}");
-        let none = config::load_str(std::path::Path::new("/cfg/config.toml"), "").unwrap();
+        let none = crate::config::load_str(std::path::Path::new("/cfg/config.toml"), "").unwrap();
         let err = args("alice")
             .to_update(&none, now())
             .unwrap_err()
