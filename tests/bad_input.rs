@@ -153,29 +153,120 @@ async fn a_directory_where_the_database_should_be_exits_2() {
     );
 }
 
+/// A folder made read-only for the life of this guard, in a way that holds for root too.
+enum ReadOnly {
+    /// Bind-mounted read-only onto itself: the kernel refuses every write with `EROFS`,
+    /// whatever the caller's capabilities (root's CAP_DAC_OVERRIDE ignores file modes, so CI,
+    /// which runs as root, needs this).
+    Mount(PathBuf),
+    /// Mode 0555 on the folder and 0444 on the files: enough for a user without
+    /// CAP_DAC_OVERRIDE, who may not mount.
+    Modes(PathBuf),
+}
+
+impl ReadOnly {
+    /// Make `dir` read-only, by a bind mount if the kernel allows it, else by file modes if
+    /// they bind the caller; `Err` says why neither does.
+    fn make(dir: &Path) -> Result<ReadOnly, String> {
+        let mount = |args: &[&str]| {
+            let out = Command::new("mount").args(args).arg(dir).arg(dir).output();
+            match out {
+                Ok(o) if o.status.success() => Ok(()),
+                Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let refused = match mount(&["--bind"]) {
+            Ok(()) => {
+                // From here on the guard unmounts, even if the remount fails.
+                let guard = ReadOnly::Mount(dir.to_path_buf());
+                match mount(&["-o", "remount,ro,bind"]) {
+                    Ok(()) => return Ok(guard),
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let guard = ReadOnly::Modes(dir.to_path_buf());
+        if std::fs::File::create(dir.join("probe")).is_ok() {
+            return Err(format!(
+                "mounting was refused ({refused}) and file modes do not bind this user"
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        match self {
+            ReadOnly::Mount(dir) => {
+                let umounted = Command::new("umount").arg(&*dir).status();
+                if !umounted.is_ok_and(|s| s.success()) {
+                    // Busy (a process still holds a file): detach it, the folder goes anyway.
+                    let _ = Command::new("umount").arg("-l").arg(&*dir).status();
+                }
+            }
+            ReadOnly::Modes(dir) => {
+                let _ = std::fs::set_permissions(&*dir, std::fs::Permissions::from_mode(0o755));
+            }
+        }
+    }
+}
+
+/// Wait until sqlx has closed our connections on its worker thread: the last close
+/// checkpoints and removes the WAL, so what follows sees a quiet database.
+async fn wait_quiet(db: &Path) {
+    wait_for("our connections closed", Duration::from_secs(5), || {
+        snapshot(db)[1..].iter().all(|(_, bytes)| bytes.is_none())
+    })
+    .await;
+}
+
 #[tokio::test]
-async fn a_read_only_database_exits_2_unchanged_unless_running_as_root() {
+async fn a_read_only_database_exits_2_naming_it_and_is_left_unchanged() {
+    // The folder of a system service's state, read-only (a ProtectSystem= unit, a mount gone
+    // read-only after disk errors): `run` and `set` must refuse, name the database, and write
+    // nothing — as root too.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let db = data.join("queue.db");
     new_db_with_a_row(&db).await;
+    wait_quiet(&db).await;
     let cfg = write_config(dir.path(), "data/queue.db");
-    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let bypassed = std::fs::OpenOptions::new().write(true).open(&db).is_ok();
-    if bypassed {
-        // Root (CAP_DAC_OVERRIDE) writes through 0444: nothing to test here. The two tests
-        // above cover unwritable paths in a way root cannot bypass.
-        eprintln!("running with permission checks bypassed (root): read-only case skipped");
-    } else {
-        let before = snapshot(&db);
-        let (code, log) = run_briefly(&cfg, dir.path()).await;
-        assert_eq!(code, Some(2), "run: {log}");
-        let out = cli(&cfg, &["set", "--token", "me", "--text", "x"]);
-        assert_eq!(out.status.code(), Some(2), "set: {}", stderr(&out));
-        assert_unchanged(&before, &snapshot(&db));
-    }
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = snapshot(&db);
+    let _read_only = match ReadOnly::make(&data) {
+        Ok(guard) => guard,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED a_read_only_database_exits_2_naming_it_and_is_left_unchanged: {why}"
+            );
+            return;
+        }
+    };
+    assert!(
+        std::fs::OpenOptions::new().append(true).open(&db).is_err(),
+        "the test's own write went through: the folder is not read-only"
+    );
+    let (code, log) = run_briefly(&cfg, dir.path()).await;
+    assert_eq!(code, Some(2), "run: {log}");
+    assert!(
+        log.contains(&db.display().to_string()),
+        "run names the database: {log}"
+    );
+    let out = cli(&cfg, &["set", "--token", "me", "--text", "x"]);
+    assert_eq!(out.status.code(), Some(2), "set: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&db.display().to_string()),
+        "set names the database: {}",
+        stderr(&out)
+    );
+    assert_unchanged(&before, &snapshot(&db));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,12 +355,7 @@ async fn a_database_from_a_newer_schema_exits_2_and_is_left_unchanged() {
         c.close().await.unwrap();
     }
     let cfg = write_config(dir.path(), "queue.db");
-    // sqlx closes SQLite connections on a worker thread: wait until the last close has
-    // checkpointed and removed the WAL, so the snapshot is of a quiet database.
-    wait_for("our connections closed", Duration::from_secs(5), || {
-        snapshot(&db)[1..].iter().all(|(_, bytes)| bytes.is_none())
-    })
-    .await;
+    wait_quiet(&db).await;
     let before = snapshot(&db);
     assert!(before[0].1.is_some());
 
@@ -290,16 +376,7 @@ async fn a_database_from_a_newer_schema_exits_2_and_is_left_unchanged() {
             stderr(&out)
         );
     }
-    // The main file is byte for byte the same. A process that exits while sqlx closes its
-    // connections may leave an empty -wal (and its -shm index) behind: no page is in it, so
-    // nothing was written.
-    let after = snapshot(&db);
-    assert!(after[0].1 == before[0].1, "queue.db changed");
-    let wal = after[1].1.as_ref().map_or(0, Vec::len);
-    assert!(
-        wal <= 32,
-        "the -wal holds {wal} bytes: something was written"
-    );
+    assert_unchanged(&before, &snapshot(&db));
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{rows, spawn_daemon, wait_for, FakeSlack, Setup};
+use common::{rows, spawn_daemon, wait_for, wait_until, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 const TOKEN: &str = "xoxp-crash";
@@ -93,19 +93,16 @@ async fn sigkill_while_draining_loses_nothing_and_resends_only_what_was_in_fligh
     let log = dir.path().join("final.log");
     let mut child = spawn_daemon(cfg, &log, &envs);
     let q = Queue::open(&db, false).await.unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
+    wait_until("every row sent", Duration::from_secs(20), || async {
         let sent = q.list(&[State::Sent]).await.unwrap().len();
-        if sent == TARGETS {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "only {sent} of {TARGETS} rows sent; log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (sent == TARGETS).then_some(()).ok_or_else(|| {
+            format!(
+                "{sent} of {TARGETS} rows sent; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
+    })
+    .await;
     q.close().await;
     common::stop(&mut child).await;
 

@@ -8,10 +8,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{spawn_daemon, wait_for, FakeSlack, Setup};
+use common::{spawn_daemon, wait_for, wait_until, FakeSlack, Setup};
 use slack_statusd::config::{load_str, Rule};
 use slack_statusd::daemon::scheduler::firing_to_apply;
 use slack_statusd::queue::{State, Update};
@@ -41,14 +41,10 @@ async fn until_wall_clock(t: DateTime<Utc>) {
 
 /// Wait until the database has a row matching `cond`; returns it.
 async fn row_where(db: &Path, what: &str, cond: impl Fn(&Update) -> bool) -> Update {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(r) = rows(db).await.into_iter().find(|r| cond(r)) {
-            return r;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(what, Duration::from_secs(10), || async {
+        rows(db).await.into_iter().find(|r| cond(r))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::{FakeSlack, Scripted};
+use common::{wait_until, FakeSlack, Scripted};
 use slack_statusd::config::{Limits, RetryPolicy};
 use slack_statusd::queue::{Queue, State, Update};
 use tokio::sync::Notify;
@@ -72,23 +72,21 @@ impl Rig {
 
     /// Wait until row `id` reaches a final state; returns it.
     async fn settled(&self, id: i64, deadline: Duration) -> Update {
-        let end = Instant::now() + deadline;
-        loop {
+        wait_until(&format!("row {id} to settle"), deadline, || async {
             let row = self.queue.get(id).await.unwrap().expect("row exists");
             if !matches!(row.state, State::Pending | State::InFlight) {
-                return row;
+                return Ok(row);
             }
-            assert!(
-                Instant::now() < end,
-                "row {id} did not settle within {deadline:?}: {row:?}; requests {:?}",
+            Err(format!(
+                "{row:?}; requests {:?}",
                 self.slack
                     .received()
                     .iter()
                     .map(|r| r.status)
                     .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            ))
+        })
+        .await
     }
 }
 

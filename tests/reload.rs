@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use common::{log_has, replace_file, wait_for, FakeSlack, Setup};
+use common::{log_has, replace_file, wait_for, wait_until, FakeSlack, Setup};
 use slack_statusd::queue::{Queue, State};
 
 /// A rule named `rule` that fires every second and sets its own name as the status text.
@@ -104,20 +104,13 @@ async fn sighup_with_a_fixed_token_releases_its_held_rows() {
         setup.set(&["--token", "admin", "--user", user, "--text", "hi"]);
     }
     let q = Queue::open(&setup.db(), false).await.unwrap();
-    let settled = || async {
+    wait_until("one failure, two held", Duration::from_secs(10), || async {
         let rows = q.list(&[]).await.unwrap();
-        rows.iter().filter(|r| r.state == State::Failed).count() == 1
-            && rows.iter().filter(|r| r.state == State::Held).count() == 2
-    };
-    let end = std::time::Instant::now() + Duration::from_secs(10);
-    while !settled().await {
-        assert!(
-            std::time::Instant::now() < end,
-            "one failure, two held: {:?}",
-            q.list(&[]).await.unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let settled = rows.iter().filter(|r| r.state == State::Failed).count() == 1
+            && rows.iter().filter(|r| r.state == State::Held).count() == 2;
+        settled.then_some(()).ok_or_else(|| format!("{rows:?}"))
+    })
+    .await;
     assert_eq!(
         slack.received().len(),
         1,

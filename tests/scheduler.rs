@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use slack_statusd::clock::{Clock, MAX_NAP};
 use slack_statusd::config::{load_str, Config};
 use slack_statusd::daemon::Scheduler;
 use slack_statusd::queue::Queue;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -155,25 +156,66 @@ async fn missed_firings_outside_catch_up_or_already_expired_are_not_applied() {
     }
 }
 
-#[tokio::test]
-async fn a_wall_clock_jump_is_noticed_within_one_nap() {
-    let (_d, q) = open().await;
+/// A suspend from 09:30 to 12:15 under the real `Scheduler::run`: tokio's clock is paused, so
+/// the monotonic clock moves only when nothing is left to do, and the wall clock jumps by 165
+/// minutes while the scheduler naps. The 12:00 firing must be enqueued within one nap of
+/// paused time; a scheduler that slept on the monotonic clock until its next firing (10:00,
+/// half an hour away when it went to sleep) would take 30 minutes.
+#[test]
+fn a_wall_clock_jump_is_noticed_within_one_nap() {
+    // The queue lives on a runtime of its own, on real time. Its pool keeps housekeeping timers
+    // (idle connections, lifetimes) on the runtime that opens it; on the paused runtime, every
+    // moment SQLite works on sqlx's thread leaves the runtime idle, tokio skips paused time
+    // ahead to the next timer, and those timers would run the clock ahead ten minutes a query.
+    let real = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_d, q) = real.block_on(open());
+    let paused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    paused.block_on(jump_while_napping(&q));
+}
+
+/// The body of [`a_wall_clock_jump_is_noticed_within_one_nap`], on paused time. While the
+/// scheduler runs, the test does no I/O of its own: waiting for the database would leave the
+/// runtime idle, and paused time would race through the scheduler's naps meanwhile. It watches
+/// the next firing the scheduler publishes after every tick instead.
+async fn jump_while_napping(q: &Queue) {
     let config = hourly("6h");
     let clock = Clock::test(at("2026-11-25T09:30:00Z"));
-    let mut s = scheduler(&config, &q, &clock).await;
-    s.tick().await.unwrap();
-    // The scheduler never sleeps longer than MAX_NAP on the monotonic clock, however far the
-    // next firing is, so it re-reads the wall clock at least that often.
-    let next = s.next_firing().unwrap();
-    assert!(clock.nap_until(next) <= MAX_NAP);
-    assert!(MAX_NAP < Duration::from_secs(60), "within a minute");
-    // A suspend from 09:30 to 12:15: tokio's timers saw nothing, the wall clock moved.
+    let s = scheduler(&config, q, &clock).await;
+    let shutdown = CancellationToken::new();
+    let (next_tx, mut next_rx) = watch::channel(None);
+    let run = tokio::spawn(s.run(shutdown.clone(), next_tx));
+    // The first tick is done and the scheduler naps: nothing was due at 09:30.
+    next_rx.changed().await.unwrap();
+    assert_eq!(*next_rx.borrow(), Some(at("2026-11-25T10:00:00Z")));
+
+    let jumped = tokio::time::Instant::now();
     clock.jump(TimeDelta::minutes(165));
-    assert_eq!(s.tick().await.unwrap().len(), 1);
-    assert_eq!(
-        fired(&q).await,
-        vec![at("2026-11-25T12:00:00Z")],
-        "only the most recent"
+    // The scheduler publishes 13:00 once the tick that enqueued 12:00 has committed.
+    next_rx
+        .wait_for(|next| *next == Some(at("2026-11-25T13:00:00Z")))
+        .await
+        .unwrap();
+    let took = jumped.elapsed();
+    shutdown.cancel();
+    run.await.unwrap();
+    assert!(
+        took <= MAX_NAP,
+        "the jump was noticed after {took:?} of monotonic time, more than one nap ({MAX_NAP:?})"
     );
-    assert_eq!(s.next_firing(), Some(at("2026-11-25T13:00:00Z")));
+    assert_eq!(
+        fired(q).await,
+        vec![at("2026-11-25T12:00:00Z")],
+        "the most recent missed firing, once"
+    );
+    // Closed here, not on the runtime that opened it: the pool waits for its connections to
+    // come back, and the last ones come back through tasks spawned on this runtime.
+    q.close().await;
 }

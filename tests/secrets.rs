@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{spawn_daemon, FakeSlack, Scripted, Setup};
 use slack_statusd::queue::{Queue, State};
@@ -41,13 +41,20 @@ fn cli(cfg: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    child.wait_with_output().unwrap()
+    let child = cmd.spawn().unwrap();
+    // A watchdog kills the child unless it is told within 10 s that the child has exited;
+    // the pipes are read meanwhile, so a chatty child never blocks on a full pipe.
+    let (exited, watch) = std::sync::mpsc::channel::<()>();
+    let pid = child.id().to_string();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(10)).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = exited.send(());
+    watchdog.join().unwrap();
+    out
 }
 
 fn assert_output_clean(what: &str, out: &Output) {
@@ -71,18 +78,13 @@ fn db_files(db: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 async fn wait_rows(db: &Path, what: &str, cond: impl Fn(&[slack_statusd::queue::Update]) -> bool) {
-    let end = Instant::now() + Duration::from_secs(15);
-    loop {
+    common::wait_until(what, Duration::from_secs(15), || async {
         let rows = common::rows(db).await;
-        if cond(&rows) {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}: {rows:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        cond(&rows)
+            .then_some(())
+            .ok_or_else(|| format!("{rows:#?}"))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

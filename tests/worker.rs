@@ -87,18 +87,11 @@ impl Rig {
         deadline: Duration,
         cond: impl Fn(&[(i64, State, Option<String>)]) -> bool,
     ) {
-        let end = std::time::Instant::now() + deadline;
-        loop {
+        common::wait_until(what, deadline, || async {
             let s = self.states().await;
-            if cond(&s) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < end,
-                "timed out waiting for {what}: {s:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            cond(&s).then_some(()).ok_or_else(|| format!("{s:?}"))
+        })
+        .await
     }
 }
 

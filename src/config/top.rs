@@ -605,13 +605,14 @@ skip_dates = [
         let (cut, whole) = both_ways(SPREAD, None);
         assert_eq!(cut, whole);
         assert_eq!(section_problems(SPREAD), Vec::<String>::new());
-        for seed in [
-            include_str!("../../config/example.toml"),
-            include_str!("../../config/config.toml"),
-        ] {
-            let (cut, whole) = both_ways(seed, None);
-            assert_eq!(cut, whole);
-        }
+        // The example is cut at its headers and each piece stands on its own: without the
+        // second check a walk that fell back to the whole file would compare the whole parse
+        // with itself. (The install template has no active header, so nothing is cut there;
+        // `sections::tests::no_cut_without_rules_or_tokens_headers` covers that case.)
+        let example = include_str!("../../config/example.toml");
+        let (cut, whole) = both_ways(example, None);
+        assert_eq!(cut, whole);
+        assert_eq!(section_problems(example), Vec::<String>::new());
     }
 
     #[test]

@@ -423,15 +423,9 @@ fn normal_answer(
     reply(200, None, json!({"ok": true, "profile": full}))
 }
 
-/// Poll `cond` every 20 ms until it holds or `deadline` passes; panics with `what` on timeout.
+/// [`wait_until`] for a condition that needs no `.await`.
 pub async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !cond() {
-        if Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(what, deadline, || std::future::ready(cond())).await
 }
 
 /// The built binary.
@@ -475,18 +469,22 @@ pub async fn stop(child: &mut Child) {
     );
 }
 
-/// Wait for a child to exit within `deadline`; returns its exit code.
+/// Wait for a child to exit within `deadline`; returns its exit code. A child still running
+/// at the deadline is killed, so a failed test leaves no daemon behind.
 pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<i32> {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if Instant::now() > end {
+    let exited = tokio::time::timeout(
+        deadline,
+        wait_until("the process to exit", Duration::MAX, || {
+            std::future::ready(child.try_wait().unwrap())
+        }),
+    )
+    .await;
+    match exited {
+        Ok(status) => status.code(),
+        Err(_) => {
             let _ = child.kill();
             panic!("process did not exit within {deadline:?}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -681,4 +679,83 @@ fn bearer(headers: &HeaderMap) -> String {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("")
         .to_string()
+}
+
+/// What a condition polled by [`wait_until`] answers: done, with a value, or not yet, with
+/// what it saw (for the timeout message; may be empty).
+pub trait Check {
+    /// The value [`wait_until`] returns once the condition holds.
+    type Output;
+    /// `Ok` once the condition holds, else `Err` with what it saw.
+    fn check(self) -> Result<Self::Output, String>;
+}
+
+impl Check for bool {
+    type Output = ();
+    fn check(self) -> Result<(), String> {
+        if self {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
+    }
+}
+
+impl<T> Check for Option<T> {
+    type Output = T;
+    fn check(self) -> Result<T, String> {
+        self.ok_or_else(String::new)
+    }
+}
+
+impl<T> Check for Result<T, String> {
+    type Output = T;
+    fn check(self) -> Result<T, String> {
+        self
+    }
+}
+
+/// How often [`wait_until`] asks again: often enough that a test waits little past the
+/// moment its condition holds, seldom enough that polling a database costs nothing.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// Ask the async condition `cond` every [`POLL_EVERY`] until it holds (`true`, `Some(v)` or
+/// `Ok(v)`; see [`Check`]) and return its value; panic naming `what`, and what the last try
+/// saw, once `deadline` has passed. The condition is asked once more at the deadline, so a
+/// slow condition still gets its last chance.
+///
+/// The deadline is on tokio's clock: under `tokio::time::pause` it counts paused time, so a
+/// paused-time test can bound how much simulated time something took.
+///
+/// ```ignore
+/// wait_until("three rows", Duration::from_secs(10), || async { rows(&db).await.len() == 3 }).await;
+/// ```
+pub async fn wait_until<F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut cond: F,
+) -> <Fut::Output as Check>::Output
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future,
+    Fut::Output: Check,
+{
+    let end = tokio::time::Instant::now().checked_add(deadline);
+    loop {
+        let last = match cond().await.check() {
+            Ok(v) => return v,
+            Err(seen) => seen,
+        };
+        let now = tokio::time::Instant::now();
+        if end.is_some_and(|end| now >= end) {
+            let seen = if last.is_empty() {
+                String::new()
+            } else {
+                format!("; last saw: {last}")
+            };
+            panic!("timed out after {deadline:?} waiting for: {what}{seen}");
+        }
+        let next = now + POLL_EVERY;
+        tokio::time::sleep_until(end.map_or(next, |end| next.min(end))).await;
+    }
 }
