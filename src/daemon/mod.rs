@@ -27,13 +27,14 @@ use crate::config::{self, Config, Limits, RetryPolicy, Secret, TokenError};
 use crate::queue::{Queue, QueueError, State};
 use crate::slack::{Client, REQUEST_TIMEOUT};
 
-pub mod lock;
-pub mod log_filter;
-pub mod notify;
+pub(crate) mod lock;
+mod log_filter;
+mod notify;
 pub mod scheduler;
-pub mod watch;
-pub mod worker;
+pub(crate) mod watch;
+mod worker;
 
+pub use lock::LockError;
 pub use log_filter::{Applied, LogFilter};
 pub use scheduler::Scheduler;
 pub use watch::Trigger;

@@ -50,6 +50,8 @@ impl Sender {
             }
             Sender::DryRun => {
                 let body = Client::set_body(target.user.as_deref(), patch);
+                // The body carries the config's status text; JSON escapes C0 controls but not DEL or C1.
+                let body = crate::untrusted::escape(&body.to_string()).into_owned();
                 tracing::info!(target = %target, body = %body, "dry run: would POST users.profile.set");
                 Outcome::Ok {
                     warning: None,

@@ -24,7 +24,7 @@ use crate::profile::Patch;
 
 mod batch;
 mod error;
-pub mod merge;
+mod merge;
 mod model;
 mod writer;
 

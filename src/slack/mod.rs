@@ -15,7 +15,7 @@ use crate::config::Secret;
 use crate::profile::Patch;
 
 pub mod classify;
-pub mod manual;
+pub(crate) mod manual;
 pub mod wire;
 
 pub use classify::{classify, Answer, Body, Outcome};

@@ -4,8 +4,8 @@
 //! - [`limiter`]: exact sliding-window logs per token and per target.
 //! - [`backoff`]: exponential backoff with jitter, and `Retry-After` (and HTTP-date) parsing.
 
-pub mod backoff;
-pub mod limiter;
+mod backoff;
+mod limiter;
 
 pub use backoff::{backoff, parse_http_date, parse_retry_after};
 pub use limiter::{SlidingLog, TokenLimiter};
