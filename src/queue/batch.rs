@@ -99,8 +99,16 @@ const CHANGE_ROWS: &str = "UPDATE updates SET state = c.value ->> 1,
 const LOG_STARTS: &str = "INSERT INTO sends (token, user, started_at)
     SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2 FROM json_each(?2) AS s";
 
-/// [`LOG_STARTS`] and [`CHANGE_ROWS`] in one round trip to SQLite's thread.
-static FINISH: LazyLock<String> = LazyLock::new(|| format!("{LOG_STARTS}; {CHANGE_ROWS}"));
+/// [`LOG_STARTS`] and [`CHANGE_ROWS`] as one transaction in one round trip to SQLite's thread.
+static FINISH: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN IMMEDIATE; {LOG_STARTS}; {CHANGE_ROWS}; COMMIT"));
+
+/// [`LOG_STARTS`] and [`CHANGE_ROWS`], opening a transaction that holds go on in.
+static BEGIN_FINISH: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN IMMEDIATE; {LOG_STARTS}; {CHANGE_ROWS}"));
+
+/// [`CHANGE_ROWS`], then the commit.
+static CHANGE_AND_COMMIT: LazyLock<String> = LazyLock::new(|| format!("{CHANGE_ROWS}; COMMIT"));
 
 /// Claim, for each (token, user, now) in the JSON array `?1` whose first pending row (in
 /// firing order) is due at its `now`, every pending row of that target; stamp them with `?2`.
@@ -120,21 +128,12 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Write `changes` with one statement.
-async fn change_rows(
-    conn: &mut SqliteConnection,
-    changes: &[RowChange<'_>],
-) -> Result<(), QueueError> {
-    sqlx::query(CHANGE_ROWS)
-        .bind(serde_json::to_string(changes).expect("row changes serialize"))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+/// [`CLAIM`], opening the transaction its follow-up writes go on in.
+static BEGIN_AND_CLAIM: LazyLock<String> = LazyLock::new(|| format!("BEGIN IMMEDIATE; {}", *CLAIM));
 
-/// Record the outcomes inside the writer's transaction, in one round trip: each request's
-/// real start (the throttle rebuilds its windows from these after a restart) and the rows'
-/// new states.
+/// Record the outcomes as one transaction, in one round trip: each request's real start (the
+/// throttle rebuilds its windows from these after a restart) and the rows' new states. It
+/// opens and commits the transaction itself (the writer rolls back on an error).
 pub(super) async fn finish_all(
     writer: &mut SqliteConnection,
     finishes: &[FinishOp],
@@ -187,21 +186,27 @@ pub(super) async fn finish_all(
             _ => None,
         })
         .collect();
-    sqlx::query(&FINISH)
+    // The transaction's BEGIN and COMMIT ride in the statements' own round trips.
+    let first = if holds.is_empty() { &*FINISH } else { &*BEGIN_FINISH };
+    sqlx::query(first)
         .bind(changes)
         .bind(starts)
         .execute(&mut *writer)
         .await?;
-    for (f, error) in holds {
-        hold_token(writer, &f.target.token, error, f.now).await?;
+    if !holds.is_empty() {
+        for (f, error) in holds {
+            hold_token(writer, &f.target.token, error, f.now).await?;
+        }
+        sqlx::query("COMMIT").execute(&mut *writer).await?;
     }
     Ok(())
 }
 
 /// Claim, for each target whose first pending row (in firing order) is due, every pending
 /// row, in one statement; merge each target's rows; finish at once the targets that have
-/// nothing left to send — all inside the writer's transaction, so that a failure anywhere
-/// leaves every row as it was.
+/// nothing left to send — all in one transaction it opens and commits itself (two round
+/// trips: the claim, then the follow-up writes with the commit), so that a failure anywhere
+/// leaves every row as it was (the writer rolls back on an error).
 pub(super) async fn claim_all(
     writer: &mut SqliteConnection,
     claims: &[ClaimOp],
@@ -213,7 +218,7 @@ pub(super) async fn claim_all(
     // The rows are stamped with the latest `now` of the batch: the throttle counts a request
     // lost in a crash from this stamp, and later is the safe side.
     let latest = claims.iter().map(|c| ms(c.now)).max().unwrap_or_default();
-    let raw = sqlx::query(&CLAIM)
+    let raw = sqlx::query(&BEGIN_AND_CLAIM)
         .bind(serde_json::to_string(&wanted).expect("targets serialize"))
         .bind(latest)
         .fetch_all(&mut *writer)
@@ -273,8 +278,13 @@ pub(super) async fn claim_all(
             plan_changes(plan, ms(c.now), &mut changes);
         }
     }
-    if !changes.is_empty() {
-        change_rows(writer, &changes).await?;
+    if changes.is_empty() {
+        sqlx::query("COMMIT").execute(&mut *writer).await?;
+    } else {
+        sqlx::query(&CHANGE_AND_COMMIT)
+            .bind(serde_json::to_string(&changes).expect("row changes serialize"))
+            .execute(&mut *writer)
+            .await?;
     }
     Ok(claimed)
 }

@@ -300,10 +300,11 @@ impl Queue {
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
         let update = update.clone();
-        self.write(Box::new(move |conn| {
-            Box::pin(async move { insert_update(conn, &update, now).await })
-        }))
-        .await
+        self.writer
+            .run_own(Box::new(move |conn| {
+                Box::pin(async move { insert_update(conn, &update, now).await })
+            }))
+            .await
     }
 
     /// Targets of `token` with pending rows, each with the instant its first row (in firing
@@ -664,10 +665,15 @@ async fn insert_update(
     now: DateTime<Utc>,
 ) -> Result<i64, QueueError> {
     let patch = serde_json::to_string(&u.patch).expect("patch serializes");
-    let id = sqlx::query_scalar(
-        "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state, not_before,
+    // One transaction in one round trip. `fetch_all` runs every statement to its end, so the
+    // id is returned only once COMMIT succeeded: an id read from RETURNING before a failed
+    // commit (a full disk) would name a row that never existed.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "BEGIN IMMEDIATE;
+         INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state, not_before,
                               created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?7, ?7) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?7, ?7) RETURNING id;
+         COMMIT",
     )
     .bind(&u.rule)
     .bind(&u.target.token)
@@ -676,9 +682,11 @@ async fn insert_update(
     .bind(patch)
     .bind(u.respect_manual as i64)
     .bind(ms(now))
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(id)
+    ids.first()
+        .copied()
+        .ok_or_else(|| QueueError::Sql(sqlx::Error::RowNotFound))
 }
 
 /// The reason recorded on rows skipped under `respect_manual`.

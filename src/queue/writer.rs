@@ -75,6 +75,14 @@ pub(super) trait Work: Send {
         &'c mut self,
         conn: &'c mut SqliteConnection,
     ) -> BoxFuture<'c, Result<(), QueueError>>;
+
+    /// Whether the statements open and commit the transaction themselves (`BEGIN IMMEDIATE`
+    /// fused into the first statement's round trip and `COMMIT` into the last's), so that a
+    /// hot write costs no extra round trips to SQLite's thread. The writer still rolls back
+    /// after an error.
+    fn owns_transaction(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Work`] with a caller waiting for its answer.
@@ -88,6 +96,8 @@ struct Once<T> {
     work: Option<WriteFn<T>>,
     value: Option<T>,
     reply: Reply<T>,
+    /// See [`Work::owns_transaction`].
+    owns_transaction: bool,
 }
 
 impl<T: Send> Work for Once<T> {
@@ -100,6 +110,10 @@ impl<T: Send> Work for Once<T> {
             self.value = Some(work(conn).await?);
             Ok(())
         })
+    }
+
+    fn owns_transaction(&self) -> bool {
+        self.owns_transaction
     }
 }
 
@@ -120,6 +134,10 @@ impl Work for Finishes<'_> {
     ) -> BoxFuture<'c, Result<(), QueueError>> {
         Box::pin(finish_all(conn, self.0))
     }
+
+    fn owns_transaction(&self) -> bool {
+        true
+    }
 }
 
 /// Waiting claims, run together; `claimed` holds each one's result once it ran.
@@ -137,6 +155,10 @@ impl Work for Claims<'_> {
             self.claimed = claim_all(conn, self.ops).await?;
             Ok(())
         })
+    }
+
+    fn owns_transaction(&self) -> bool {
+        true
     }
 }
 
@@ -162,11 +184,29 @@ impl Handle {
 
     /// Run `work` in a transaction of its own; its value once committed.
     pub(super) async fn run<T: Send + 'static>(&self, work: WriteFn<T>) -> Result<T, QueueError> {
+        self.job(work, false).await
+    }
+
+    /// Run `work`, whose statements open and commit their transaction themselves (see
+    /// [`Work::owns_transaction`]); its value once committed.
+    pub(super) async fn run_own<T: Send + 'static>(
+        &self,
+        work: WriteFn<T>,
+    ) -> Result<T, QueueError> {
+        self.job(work, true).await
+    }
+
+    async fn job<T: Send + 'static>(
+        &self,
+        work: WriteFn<T>,
+        owns_transaction: bool,
+    ) -> Result<T, QueueError> {
         let (reply, answer) = oneshot::channel();
         let job = Once {
             work: Some(work),
             value: None,
             reply,
+            owns_transaction,
         };
         self.send(Op::Job(Box::new(job)), answer).await
     }
@@ -400,7 +440,15 @@ impl Writer {
     }
 
     async fn transaction(&mut self, work: &mut (dyn Work + '_)) -> Result<(), QueueError> {
+        let owns = work.owns_transaction();
         let conn = self.connection().await?;
+        if owns {
+            let outcome = work.run(conn).await;
+            if outcome.is_err() {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            }
+            return outcome;
+        }
         if let Err(e) = begin(conn).await {
             if !matches!(&e, QueueError::Sql(sqlx::Error::Database(_))) {
                 // Not SQLite's answer but a broken connection: open a new one next time.
