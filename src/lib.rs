@@ -15,6 +15,7 @@
 //! - [`clock`]: the injected wall clock.
 //! - [`cli`]: the binary's commands — `check`, `preview`, `set`, `queue`, `run` — with their
 //!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
+//! - [`restore`]: temporary statuses that put back what was there — the pure decisions.
 //! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod profile;
 pub mod queue;
+pub mod restore;
 pub mod schedule;
 pub mod slack;
 pub mod throttle;

@@ -187,7 +187,11 @@ pub(super) async fn finish_all(
         })
         .collect();
     // The transaction's BEGIN and COMMIT ride in the statements' own round trips.
-    let first = if holds.is_empty() { &*FINISH } else { &*BEGIN_FINISH };
+    let first = if holds.is_empty() {
+        &*FINISH
+    } else {
+        &*BEGIN_FINISH
+    };
     sqlx::query(first)
         .bind(changes)
         .bind(starts)
