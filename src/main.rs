@@ -61,6 +61,12 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// The daemon, tokens and next firings at a glance; works with the daemon stopped too.
+    Status {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +188,9 @@ fn command(path: &Path, command: Command) -> anyhow::Result<()> {
         Command::Queue { action, json } => {
             let action = action.map_or(QueueAction::List, QueueAction::from);
             runtime()?.block_on(cli::queue(&config, action, json, &mut out))?
+        }
+        Command::Status { json } => {
+            runtime()?.block_on(cli::status(&config, Utc::now(), json, &mut out))?
         }
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! - `preview`: the next firings of every rule, as text or JSON lines.
 //! - `set`: one immediate update, validated as the config validates a rule.
 //! - `queue`: list, retry and drop rows; the row's text and JSON line shapes.
+//! - `status`: how the daemon stands — its pid, each token, the next firings.
 //! - `run`: the daemon's start-up around [`crate::daemon::run`] — signals, tokens, the run
 //!   lock, the database, the file watcher.
 //!
@@ -25,12 +26,14 @@ mod preview;
 mod queue;
 mod run;
 mod set;
+mod status;
 
 pub use self::queue::{queue, row_json, row_line, QueueAction};
 pub use check::check;
 pub use preview::{parse_from, preview, upcoming, Firing};
 pub use run::run;
 pub use set::{set, SetArgs, SetError};
+pub use status::status;
 
 /// Why a command failed. `main.rs` maps each to an exit code: invalid config or input 1,
 /// runtime failures 2 (SPEC §2).

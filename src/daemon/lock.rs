@@ -34,6 +34,25 @@ pub struct RunLock {
     _file: File,
 }
 
+/// The pid of the `run` that holds `database`, if one does. Takes the lock file's shared lock
+/// for an instant to tell: it conflicts with a running daemon's exclusive one, and a crashed
+/// daemon's lock is gone with its process, whatever pid the file still holds.
+pub fn holder(database: &Path) -> Option<String> {
+    let mut path = database.as_os_str().to_owned();
+    path.push(".lock");
+    let mut file = File::open(PathBuf::from(path)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            Some(if pid.is_empty() { "unknown" } else { pid }.to_string())
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 /// Take the run lock of `database`.
 pub fn lock(database: &Path) -> Result<RunLock, LockError> {
     let mut path = database.as_os_str().to_owned();

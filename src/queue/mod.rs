@@ -30,7 +30,10 @@ mod writer;
 
 pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
-pub use model::{Advance, Batch, Claim, Finish, NewUpdate, ReadyTarget, State, Target, Update};
+pub use model::{
+    Advance, Batch, Claim, Finish, LastSend, NewUpdate, ReadyTarget, State, Target, TokenSummary,
+    Update,
+};
 pub use writer::Health;
 
 /// Handle to the queue database. Cheap to clone.
@@ -539,6 +542,46 @@ impl Queue {
                 Ok(p.status)
             }
         }
+    }
+
+    /// Per token named in the queue: its pending and held rows, why it is held (the error of
+    /// its newest held row), and its last finished request with its outcome — what
+    /// `slack-statusd status` shows. Ordered by token name.
+    pub async fn token_summaries(&self) -> Result<Vec<TokenSummary>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT token,
+                    sum(state = 'pending') AS pending,
+                    sum(state = 'held') AS held,
+                    (SELECT h.last_error FROM updates AS h
+                     WHERE h.token = u.token AND h.state = 'held'
+                     ORDER BY h.updated_at DESC, h.id DESC LIMIT 1) AS held_why,
+                    (SELECT json_array(l.finished_at, l.state, l.last_error) FROM updates AS l
+                     WHERE l.token = u.token AND l.state IN ('sent', 'failed')
+                       AND l.finished_at IS NOT NULL
+                     ORDER BY l.finished_at DESC, l.id DESC LIMIT 1) AS last
+             FROM updates AS u GROUP BY token ORDER BY token",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let last: Option<String> = r.try_get("last")?;
+                let last = last
+                    .and_then(|l| serde_json::from_str::<(i64, String, Option<String>)>(&l).ok())
+                    .map(|(at, state, error)| LastSend {
+                        at: from_ms(at),
+                        state: state.parse().unwrap_or(State::Failed),
+                        error,
+                    });
+                Ok(TokenSummary {
+                    token: r.try_get("token")?,
+                    pending: r.try_get("pending")?,
+                    held: r.try_get("held")?,
+                    held_why: r.try_get("held_why")?,
+                    last,
+                })
+            })
+            .collect()
     }
 
     /// Names of the tokens that have pending rows.

@@ -213,3 +213,29 @@ pub enum Finish {
     /// plan says; no request start is logged.
     NotSent,
 }
+
+/// One token as the queue sees it (see [`super::Queue::token_summaries`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSummary {
+    /// The token's name.
+    pub token: String,
+    /// Rows waiting to be sent.
+    pub pending: i64,
+    /// Rows held because the token failed.
+    pub held: i64,
+    /// Why it is held: the error of its newest held row.
+    pub held_why: Option<String>,
+    /// Its last finished request, if any.
+    pub last: Option<LastSend>,
+}
+
+/// The last finished request of a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastSend {
+    /// When it finished.
+    pub at: DateTime<Utc>,
+    /// `sent` or `failed`.
+    pub state: State,
+    /// Slack's error, for a failed one.
+    pub error: Option<String>,
+}
