@@ -171,7 +171,7 @@ fn every_top_level_validation_reports_its_location() {
         ("per_user zero", "[limits]\nper_user = 0\n", 2, 12, "[limits] per_user must be at least 1"),
         ("per_token type", "[limits]\nper_token = \"30\"\n", 2, 13, "[limits] per_token must be a whole number, not a string"),
         ("window zero", "[limits]\nwindow = \"0s\"\n", 2, 10, "[limits] window must be longer than 0s"),
-        ("limits unknown", "[limits]\nburst = 3\n", 2, 1, "[limits]: unknown key \"burst\"; allowed keys are per_user, per_token, window"),
+        ("limits unknown", "[limits]\nburst = 3\n", 2, 1, "[limits]: unknown key \"burst\"; allowed keys are per_user, per_token, per_method, per_read, in_flight, window"),
         ("limits type", "limits = 3\n", 1, 10, "limits must be a table"),
         ("max_attempts zero", "[retry]\nmax_attempts = 0\n", 2, 16, "[retry] max_attempts must be at least 1"),
         ("backoff order", "[retry]\ninitial_backoff = \"1m\"\nmax_backoff = \"30s\"\n", 2, 19, "initial_backoff (1m) is longer than max_backoff (30s)"),

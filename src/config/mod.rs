@@ -99,17 +99,37 @@ pub struct Limits {
     pub per_user: u32,
     /// Updates by one token per window.
     pub per_token: u32,
+    /// Calls of each Tier 2 method (`dnd.setSnooze`, `dnd.endSnooze`, `users.setPresence`)
+    /// by one token per window, each method counted on its own, as Slack counts them.
+    pub per_method: u32,
+    /// `users.profile.get` calls by one token per window: a budget of their own, so that
+    /// reading (for `restore` and `respect_manual`) never starves writing.
+    pub per_read: u32,
+    /// Requests of one token in flight at once (1–[`Limits::MAX_IN_FLIGHT`]).
+    pub in_flight: u32,
     /// Length of the sliding window.
     pub window: Duration,
 }
 
+impl Limits {
+    /// The defaults, which follow Slack's documented limits; usable in `const` items
+    /// (`Limits { per_user: 1, ..Limits::DEFAULT }`).
+    pub const DEFAULT: Limits = Limits {
+        per_user: 10,
+        per_token: 30,
+        per_method: 20,
+        per_read: 100,
+        in_flight: 30,
+        window: Duration::from_secs(60),
+    };
+
+    /// The largest `in_flight` a config may ask for.
+    pub const MAX_IN_FLIGHT: u32 = 64;
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            per_user: 10,
-            per_token: 30,
-            window: Duration::from_secs(60),
-        }
+        Limits::DEFAULT
     }
 }
 
