@@ -184,6 +184,34 @@ pub struct StatusTemplate {
     pub emoji: String,
 }
 
+/// `presence`: what `users.setPresence` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// `away`: shown as away whatever the user does.
+    Away,
+    /// `auto`: Slack decides from the user's activity (the usual state).
+    Auto,
+}
+
+impl Presence {
+    /// The value as Slack and the config spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Away => "away",
+            Presence::Auto => "auto",
+        }
+    }
+
+    /// The presence spelled `s` (`"away"` or `"auto"`).
+    pub fn parse(s: &str) -> Option<Presence> {
+        match s {
+            "away" => Some(Presence::Away),
+            "auto" => Some(Presence::Auto),
+            _ => None,
+        }
+    }
+}
+
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
