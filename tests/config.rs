@@ -13,16 +13,10 @@ use serde_json::json;
 use slack_statusd::config::{load, load_str, Config, Expiry, Problem, TokenError, TokenSource};
 use slack_statusd::schedule::{DateRange, Schedule};
 
+use common::RULE_HEAD;
+
 /// The file name every `load_str` case is checked as.
 const FILE: &str = "config.toml";
-
-/// Lines 1–5 of every rule case; the case's body starts on line 6.
-const RULE_HEAD: &str = "[tokens.alice]
-token_env = \"SLACK_TOKEN_ALICE\"
-[[rules]]
-name = \"r\"
-token = \"alice\"
-";
 
 /// Validate `text` as `config.toml`.
 fn check(text: &str) -> Result<Config, Vec<Problem>> {

@@ -236,6 +236,14 @@ pub struct Rule {
     pub profile: BTreeMap<String, serde_json::Value>,
     /// Leave a status the user set by hand alone.
     pub respect_manual: bool,
+    /// `dnd`: `Some(true)` snoozes Do Not Disturb until the expiry (`dnd.setSnooze`),
+    /// `Some(false)` ends a snooze (`dnd.endSnooze`). Only on rules without `user`.
+    pub dnd: Option<bool>,
+    /// `presence`: what `users.setPresence` sets. Only on rules without `user`.
+    pub presence: Option<Presence>,
+    /// `restore`: at the expiry, put back the status read before this one went out (and
+    /// `auto` after `presence = "away"`). Only on rules with an expiry.
+    pub restore: bool,
     /// The file the rule was defined in.
     pub file: PathBuf,
 }

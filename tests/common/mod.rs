@@ -18,6 +18,14 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+/// Lines 1–5 of a config with one rule (`r`, token `alice`); a case's body starts on line 6.
+pub const RULE_HEAD: &str = "[tokens.alice]
+token_env = \"SLACK_TOKEN_ALICE\"
+[[rules]]
+name = \"r\"
+token = \"alice\"
+";
+
 /// The form-encoded methods the fake serves beside the profile ones, with their URL paths.
 pub const SNOOZE: &str = "dnd.setSnooze";
 /// `dnd.endSnooze`.
