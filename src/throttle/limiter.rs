@@ -1,4 +1,5 @@
-//! Sliding-window limits, kept exactly.
+//! Sliding-window limits, kept exactly: per token and per target for `users.profile.set`,
+//! per token for `users.profile.get` and for each Tier 2 method (see [`TokenLimiter`]).
 //!
 //! A GCRA or token bucket with burst `n` lets `2n − 1` requests through within one window
 //! (a full burst, then refills that arrive inside the same window), which would draw 429s
