@@ -692,7 +692,7 @@ fn expiry(
                 &key.span(),
                 format!(
                     "{label}: {k} without a status to expire; add status_text/status_emoji \
-                     or remove {k}"
+                     (or dnd = true, or restore = true) or remove {k}"
                 ),
             );
         }
