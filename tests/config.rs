@@ -13,16 +13,10 @@ use serde_json::json;
 use slack_statusd::config::{load, load_str, Config, Expiry, Problem, TokenError, TokenSource};
 use slack_statusd::schedule::{DateRange, Schedule};
 
+use common::RULE_HEAD;
+
 /// The file name every `load_str` case is checked as.
 const FILE: &str = "config.toml";
-
-/// Lines 1–5 of every rule case; the case's body starts on line 6.
-const RULE_HEAD: &str = "[tokens.alice]
-token_env = \"SLACK_TOKEN_ALICE\"
-[[rules]]
-name = \"r\"
-token = \"alice\"
-";
 
 /// Validate `text` as `config.toml`.
 fn check(text: &str) -> Result<Config, Vec<Problem>> {
@@ -171,7 +165,7 @@ fn every_top_level_validation_reports_its_location() {
         ("per_user zero", "[limits]\nper_user = 0\n", 2, 12, "[limits] per_user must be at least 1"),
         ("per_token type", "[limits]\nper_token = \"30\"\n", 2, 13, "[limits] per_token must be a whole number, not a string"),
         ("window zero", "[limits]\nwindow = \"0s\"\n", 2, 10, "[limits] window must be longer than 0s"),
-        ("limits unknown", "[limits]\nburst = 3\n", 2, 1, "[limits]: unknown key \"burst\"; allowed keys are per_user, per_token, window"),
+        ("limits unknown", "[limits]\nburst = 3\n", 2, 1, "[limits]: unknown key \"burst\"; allowed keys are per_user, per_token, per_method, per_read, in_flight, window"),
         ("limits type", "limits = 3\n", 1, 10, "limits must be a table"),
         ("max_attempts zero", "[retry]\nmax_attempts = 0\n", 2, 16, "[retry] max_attempts must be at least 1"),
         ("backoff order", "[retry]\ninitial_backoff = \"1m\"\nmax_backoff = \"30s\"\n", 2, 19, "initial_backoff (1m) is longer than max_backoff (30s)"),

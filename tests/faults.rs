@@ -21,6 +21,7 @@ const LIMITS: Limits = Limits {
     per_user: 10,
     per_token: 30,
     window: Duration::from_secs(2),
+    ..Limits::DEFAULT
 };
 
 /// Short backoffs: each retry waits 10–40 ms.

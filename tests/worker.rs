@@ -16,6 +16,7 @@ const LIMITS: Limits = Limits {
     per_user: 10,
     per_token: 30,
     window: Duration::from_secs(2),
+    ..Limits::DEFAULT
 };
 const RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 3,

@@ -394,6 +394,9 @@ fn build(
                 tokens.insert(t.name.text, token_source(source, &file, env));
             }
         }
+        for body in f.out.rules.iter().filter_map(|d| d.body.as_ref()) {
+            warnings.extend(body.warnings.iter().cloned());
+        }
         rules.extend(
             f.out
                 .rules
@@ -459,6 +462,9 @@ fn finish_rule(d: RuleDraft, file: &Path, zone: chrono_tz::Tz, globals: &Globals
         expiry: body.expiry,
         profile: body.profile,
         respect_manual: body.respect_manual,
+        dnd: body.parts.dnd,
+        presence: body.parts.presence,
+        restore: body.parts.restore,
         file: file.to_path_buf(),
     })
 }

@@ -99,17 +99,37 @@ pub struct Limits {
     pub per_user: u32,
     /// Updates by one token per window.
     pub per_token: u32,
+    /// Calls of each Tier 2 method (`dnd.setSnooze`, `dnd.endSnooze`, `users.setPresence`)
+    /// by one token per window, each method counted on its own, as Slack counts them.
+    pub per_method: u32,
+    /// `users.profile.get` calls by one token per window: a budget of their own, so that
+    /// reading (for `restore` and `respect_manual`) never starves writing.
+    pub per_read: u32,
+    /// Requests of one token in flight at once (1–[`Limits::MAX_IN_FLIGHT`]).
+    pub in_flight: u32,
     /// Length of the sliding window.
     pub window: Duration,
 }
 
+impl Limits {
+    /// The defaults, which follow Slack's documented limits; usable in `const` items
+    /// (`Limits { per_user: 1, ..Limits::DEFAULT }`).
+    pub const DEFAULT: Limits = Limits {
+        per_user: 10,
+        per_token: 30,
+        per_method: 20,
+        per_read: 100,
+        in_flight: 30,
+        window: Duration::from_secs(60),
+    };
+
+    /// The largest `in_flight` a config may ask for.
+    pub const MAX_IN_FLIGHT: u32 = 64;
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            per_user: 10,
-            per_token: 30,
-            window: Duration::from_secs(60),
-        }
+        Limits::DEFAULT
     }
 }
 
@@ -164,6 +184,34 @@ pub struct StatusTemplate {
     pub emoji: String,
 }
 
+/// `presence`: what `users.setPresence` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// `away`: shown as away whatever the user does.
+    Away,
+    /// `auto`: Slack decides from the user's activity (the usual state).
+    Auto,
+}
+
+impl Presence {
+    /// The value as Slack and the config spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Away => "away",
+            Presence::Auto => "auto",
+        }
+    }
+
+    /// The presence spelled `s` (`"away"` or `"auto"`).
+    pub fn parse(s: &str) -> Option<Presence> {
+        match s {
+            "away" => Some(Presence::Away),
+            "auto" => Some(Presence::Auto),
+            _ => None,
+        }
+    }
+}
+
 /// One validated rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -188,6 +236,14 @@ pub struct Rule {
     pub profile: BTreeMap<String, serde_json::Value>,
     /// Leave a status the user set by hand alone.
     pub respect_manual: bool,
+    /// `dnd`: `Some(true)` snoozes Do Not Disturb until the expiry (`dnd.setSnooze`),
+    /// `Some(false)` ends a snooze (`dnd.endSnooze`). Only on rules without `user`.
+    pub dnd: Option<bool>,
+    /// `presence`: what `users.setPresence` sets. Only on rules without `user`.
+    pub presence: Option<Presence>,
+    /// `restore`: at the expiry, put back the status read before this one went out (and
+    /// `auto` after `presence = "away"`). Only on rules with an expiry.
+    pub restore: bool,
     /// The file the rule was defined in.
     pub file: PathBuf,
 }

@@ -13,7 +13,7 @@ use toml::de::DeValue;
 
 use super::rule_profile::{self, Profile};
 use super::walk::{entry, Ctx, Table, Value};
-use super::{Expiry, StatusTemplate};
+use super::{Expiry, Presence, StatusTemplate};
 use crate::schedule::{
     longest_expire_after, parse_cron, parse_date_range, parse_day, parse_days, parse_time_of_day,
     DateRange, Schedule,
@@ -35,6 +35,9 @@ const RULE_KEYS: &[&str] = &[
     "clear_status",
     "skip_dates",
     "respect_manual",
+    "dnd",
+    "presence",
+    "restore",
     "profile",
 ];
 /// Slack's limit on the fields of one `users.profile.set`.
@@ -85,6 +88,21 @@ pub(crate) struct RuleBody {
     pub profile: Profile,
     /// `respect_manual`.
     pub respect_manual: bool,
+    /// `dnd`, `presence` and `restore`.
+    pub parts: Parts,
+    /// Located warnings (`file:line:col: ...`) about a rule that is valid.
+    pub warnings: Vec<String>,
+}
+
+/// The temporary parts of a rule beside its profile update (SPEC §6).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Parts {
+    /// `dnd = true` snoozes Do Not Disturb until the expiry, `false` ends a snooze.
+    pub dnd: Option<bool>,
+    /// `presence`.
+    pub presence: Option<Presence>,
+    /// `restore = true`: put back at the expiry what was there before.
+    pub restore: bool,
 }
 
 /// Walk the rule `v`, the `number`th (1-based) in its file.
@@ -140,7 +158,12 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
         .map(|v| skip_dates(ctx, &format!("{label}: skip_dates"), v))
         .unwrap_or_default();
     let status = status(ctx, label, t);
-    let expiry = expiry(ctx, label, t, &status);
+    let parts = parts(ctx, label, t);
+    let expiry = expiry(ctx, label, t, &status, &parts);
+    let mut warnings = Vec::new();
+    if let Some(e) = &expiry {
+        parts_checks(ctx, label, t, (&parts, e), user.is_some(), &mut warnings);
+    }
     let profile = t.get("profile");
     let profile_map = profile
         .map(|v| rule_profile::profile(ctx, label, v))
@@ -150,11 +173,13 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
         .and_then(|v| ctx.boolean(&format!("{label}: respect_manual"), v))
         .unwrap_or(false);
 
+    // A key whose value is wrong still counts as something to set, as a profile table does.
+    let has_parts = t.get("dnd").is_some() || t.get("presence").is_some();
     amount(
         ctx,
         label,
         span,
-        status.template.is_some(),
+        (status.template.is_some(), has_parts),
         profile,
         profile_map.len(),
     );
@@ -166,7 +191,102 @@ fn body(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, span: &Range<usize>) -> O
         expiry: expiry?,
         profile: profile_map,
         respect_manual,
+        parts,
+        warnings,
     })
+}
+
+/// `dnd`, `presence` and `restore`, as far as their types are right.
+fn parts(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>) -> Parts {
+    let dnd = t
+        .get("dnd")
+        .and_then(|v| ctx.boolean(&format!("{label}: dnd"), v));
+    let presence = t.get("presence").and_then(|v| {
+        let what = format!("{label}: presence");
+        let s = ctx.string(&what, v)?;
+        let p = Presence::parse(s.trim());
+        if p.is_none() {
+            ctx.error(
+                &v.span(),
+                format!("{what} is {s:?}; use \"away\" or \"auto\""),
+            );
+        }
+        p
+    });
+    let restore = t
+        .get("restore")
+        .and_then(|v| ctx.boolean(&format!("{label}: restore"), v))
+        .unwrap_or(false);
+    Parts {
+        dnd,
+        presence,
+        restore,
+    }
+}
+
+/// SPEC §3 on the temporary parts: DND and presence act on the token's own user only; a
+/// snooze and a restore need an end; `presence = "away"` without `restore` stays away.
+fn parts_checks(
+    ctx: &mut Ctx<'_>,
+    label: &str,
+    t: &Table<'_>,
+    (parts, expiry): (&Parts, &Expiry),
+    has_user: bool,
+    warnings: &mut Vec<String>,
+) {
+    let key = |name: &str| entry(t, name).map(|(k, _)| k.span());
+    if has_user {
+        for name in ["dnd", "presence"] {
+            if let Some(span) = key(name) {
+                let method = if name == "dnd" {
+                    "dnd.setSnooze and dnd.endSnooze"
+                } else {
+                    "users.setPresence"
+                };
+                ctx.error(
+                    &span,
+                    format!(
+                        "{label}: {name} cannot be combined with user: Slack's {method} act \
+                         on the token's own user only; remove {name}, or user (restore works \
+                         with user)"
+                    ),
+                );
+            }
+        }
+    }
+    let no_expiry = matches!(expiry, Expiry::Never);
+    if no_expiry && parts.dnd == Some(true) {
+        if let Some(span) = key("dnd") {
+            ctx.error(
+                &span,
+                format!(
+                    "{label}: dnd = true needs an expiry, the end of the snooze; add \
+                     expire_after or expire_at, or use dnd = false to end a snooze"
+                ),
+            );
+        }
+    }
+    if no_expiry && parts.restore {
+        if let Some(span) = key("restore") {
+            ctx.error(
+                &span,
+                format!(
+                    "{label}: restore = true needs an expiry, when to put the status back; \
+                     add expire_after or expire_at, or remove restore"
+                ),
+            );
+        }
+    }
+    if parts.presence == Some(Presence::Away) && !parts.restore {
+        if let Some((_, v)) = entry(t, "presence") {
+            warnings.push(format!(
+                "{}: {label}: presence = \"away\" without restore = true stays away after \
+                 the rule; add restore = true (with an expiry) to be set back to auto at the \
+                 end, or a later rule with presence = \"auto\"",
+                ctx.location(&v.span())
+            ));
+        }
+    }
 }
 
 /// A rule must set something, and at most Slack's 50 fields in one request.
@@ -178,7 +298,7 @@ fn amount(
     ctx: &mut Ctx<'_>,
     label: &str,
     rule_span: &Range<usize>,
-    has_status: bool,
+    (has_status, has_parts): (bool, bool),
     profile: Option<&Value<'_>>,
     profile_fields: usize,
 ) {
@@ -197,12 +317,12 @@ fn amount(
     // so the user is not told both that a field is wrong and that the rule sets nothing.
     let empty_profile =
         profile.is_none_or(|p| p.get_ref().as_table().is_some_and(|t| t.is_empty()));
-    if !has_status && empty_profile {
+    if !has_status && !has_parts && empty_profile {
         ctx.error(
             rule_span,
             format!(
                 "{label}: sets nothing; add status_text and/or status_emoji, \
-                 clear_status = true, or fields in [rules.profile]"
+                 clear_status = true, fields in [rules.profile], dnd or presence"
             ),
         );
     }
@@ -523,8 +643,15 @@ fn too_late(ctx: &mut Ctx<'_>, label: &str, v: &Value<'_>, d: Duration) {
     );
 }
 
-/// `expire_after` or `expire_at`, which only make sense with a status to expire.
-fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -> Option<Expiry> {
+/// `expire_after` or `expire_at`, which only make sense with a status to expire, a snooze to
+/// end (`dnd = true`) or something to restore (`restore = true`).
+fn expiry(
+    ctx: &mut Ctx<'_>,
+    label: &str,
+    t: &Table<'_>,
+    status: &StatusParts,
+    parts: &Parts,
+) -> Option<Expiry> {
     let after = entry(t, "expire_after");
     let at = entry(t, "expire_at");
     let before = ctx.count();
@@ -549,7 +676,8 @@ fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -
             format!("{label}: has both expire_after and expire_at; keep one"),
         );
     }
-    if let Some((key, _)) = after.or(at) {
+    let ends_a_part = parts.dnd == Some(true) || parts.restore;
+    if let Some((key, _)) = after.or(at).filter(|_| !ends_a_part) {
         let k = key.get_ref();
         if status.clear {
             ctx.error(
@@ -564,7 +692,7 @@ fn expiry(ctx: &mut Ctx<'_>, label: &str, t: &Table<'_>, status: &StatusParts) -
                 &key.span(),
                 format!(
                     "{label}: {k} without a status to expire; add status_text/status_emoji \
-                     or remove {k}"
+                     (or dnd = true, or restore = true) or remove {k}"
                 ),
             );
         }

@@ -31,7 +31,14 @@ const TOP_KEYS: &[&str] = &[
 /// Keys a drop-in may have.
 const DROP_IN_KEYS: &[&str] = &["tokens", "rules"];
 /// Keys of `[limits]`.
-const LIMITS_KEYS: &[&str] = &["per_user", "per_token", "window"];
+const LIMITS_KEYS: &[&str] = &[
+    "per_user",
+    "per_token",
+    "per_method",
+    "per_read",
+    "in_flight",
+    "window",
+];
 /// Keys of `[retry]`.
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial_backoff", "max_backoff"];
 /// The sources of a token; exactly one must be given.
@@ -315,24 +322,38 @@ fn api_url(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Option<String> {
     Some(url.trim_end_matches('/').to_string())
 }
 
-/// `[limits]`.
+/// `[limits]`. Every count is at least 1: a limit of 0 would stop a token for good.
 fn limits(ctx: &mut Ctx<'_>, v: &Value<'_>) -> Limits {
     let mut l = Limits::default();
     let Some(t) = ctx.table("limits", "a table ([limits])", v) else {
         return l;
     };
     ctx.unknown_keys(t, LIMITS_KEYS, "[limits]");
-    if let Some(n) = t
-        .get("per_user")
-        .and_then(|v| ctx.positive_count("[limits] per_user", v))
-    {
-        l.per_user = n;
+    let counts: [(&str, &mut u32); 5] = [
+        ("per_user", &mut l.per_user),
+        ("per_token", &mut l.per_token),
+        ("per_method", &mut l.per_method),
+        ("per_read", &mut l.per_read),
+        ("in_flight", &mut l.in_flight),
+    ];
+    for (key, field) in counts {
+        let what = format!("[limits] {key}");
+        if let Some(n) = t.get(key).and_then(|v| ctx.positive_count(&what, v)) {
+            *field = n;
+        }
     }
-    if let Some(n) = t
-        .get("per_token")
-        .and_then(|v| ctx.positive_count("[limits] per_token", v))
-    {
-        l.per_token = n;
+    if let Some(v) = t.get("in_flight") {
+        if l.in_flight > Limits::MAX_IN_FLIGHT {
+            let max = Limits::MAX_IN_FLIGHT;
+            ctx.error(
+                &v.span(),
+                format!(
+                    "[limits] in_flight is {}; use 1 to {max} requests in flight per token",
+                    l.in_flight
+                ),
+            );
+            l.in_flight = max;
+        }
     }
     if let Some(v) = t.get("window") {
         l.window = positive_duration(ctx, "[limits] window", v).unwrap_or(l.window);

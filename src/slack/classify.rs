@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, DATE, LOCATION, RETRY_AFTER};
 
-use crate::throttle::{parse_http_date, parse_retry_after};
+use crate::throttle::{parse_http_date, parse_retry_after, Method};
 use crate::untrusted::clean;
 
 /// The most bytes of Slack's `error` or `warning` text an [`Outcome`] carries; the rest is
@@ -63,6 +63,62 @@ pub enum Outcome {
     TokenDead(String),
     /// This row can never succeed: fail it with Slack's code.
     Permanent(String),
+}
+
+/// The meaning of one DND or presence call: a part of a row beside its profile update, whose
+/// failure is that part's alone (SPEC §6).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartOutcome {
+    /// What [`classify`] makes of the answer, as for a profile update: done, rate-limited
+    /// (pause the token), transient (retry the part), token dead (hold the token),
+    /// permanent (fail the part).
+    Answer(Outcome),
+    /// `dnd.endSnooze` answered `snooze_not_active`: there was no snooze to end, which is
+    /// what the call was for, so the part is done.
+    NotActive,
+    /// `missing_scope`: the token lacks this method's scope but may well set statuses, so
+    /// only this part fails and the token is not held. The text says which scope to add.
+    MissingScope(String),
+}
+
+impl PartOutcome {
+    /// Whether the part is done: sent, or nothing was left to do.
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self,
+            PartOutcome::Answer(Outcome::Ok { .. }) | PartOutcome::NotActive
+        )
+    }
+}
+
+/// The OAuth scope a method needs (Slack's docs, in `slack-api/`).
+pub fn scope(method: Method) -> &'static str {
+    match method {
+        Method::ProfileSet => "users.profile:write",
+        Method::ProfileGet => "users.profile:read",
+        Method::DndSetSnooze | Method::DndEndSnooze => "dnd:write",
+        Method::SetPresence => "users:write",
+    }
+}
+
+/// Classify the answer to a DND or presence call of `method`: as [`classify`] does, except
+/// that `missing_scope` fails only the part and `snooze_not_active` ends `dnd.endSnooze`.
+pub fn classify_part(method: Method, answer: &Answer<'_>) -> PartOutcome {
+    match classify(answer) {
+        Outcome::TokenDead(code) if code == "missing_scope" => {
+            let needed = scope(method);
+            PartOutcome::MissingScope(format!(
+                "missing_scope: {method} needs the {needed} scope; add {needed} to the Slack \
+                 app's user token scopes and reinstall it (the status is not affected)"
+            ))
+        }
+        Outcome::Permanent(code)
+            if method == Method::DndEndSnooze && code == "snooze_not_active" =>
+        {
+            PartOutcome::NotActive
+        }
+        other => PartOutcome::Answer(other),
+    }
 }
 
 /// Slack error codes that are worth retrying (SPEC §4).
@@ -191,6 +247,17 @@ mod tests {
 
     /// Classify an answer with these headers and body, arrived at [`at`].
     fn classify_with(status: u16, headers: &[(&str, &str)], body: Body<'_>) -> Outcome {
+        let map = header_map(headers);
+        classify(&Answer {
+            status,
+            headers: &map,
+            body,
+            received_at: at(),
+        })
+    }
+
+    /// A header map of text headers.
+    fn header_map(headers: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.insert(
@@ -198,12 +265,7 @@ mod tests {
                 value.parse().unwrap(),
             );
         }
-        classify(&Answer {
-            status,
-            headers: &map,
-            body,
-            received_at: at(),
-        })
+        map
     }
 
     /// Classify an answer with an optional `Retry-After` and a body.
@@ -315,6 +377,70 @@ mod tests {
                 want,
                 "{status} {ra:?} {}",
                 String::from_utf8_lossy(&b)
+            );
+        }
+    }
+
+    #[test]
+    fn part_table() {
+        use serde_json::json;
+        use Method::*;
+        let err = |code: &str| body(json!({"ok": false, "error": code}));
+        let scope_msg = |m: Method, s: &str| {
+            PartOutcome::MissingScope(format!(
+                "missing_scope: {m} needs the {s} scope; add {s} to the Slack app's user \
+                 token scopes and reinstall it (the status is not affected)"
+            ))
+        };
+        let ok = PartOutcome::Answer(Outcome::Ok {
+            warning: None,
+            profile: None,
+        });
+        type Case<'a> = (Method, u16, Option<&'a str>, Vec<u8>, PartOutcome);
+        let a = PartOutcome::Answer;
+        let secs = |n| Some(Duration::from_secs(n));
+        #[rustfmt::skip]
+        let cases: Vec<Case<'_>> = vec![
+            (DndSetSnooze, 200, None, body(json!({"ok": true, "snooze_remaining": 60})), ok.clone()),
+            (DndEndSnooze, 200, None, body(json!({"ok": true})), ok.clone()),
+            (SetPresence, 200, None, body(json!({"ok": true})), ok),
+            (DndEndSnooze, 200, None, err("snooze_not_active"), PartOutcome::NotActive),
+            // Only ending a snooze is done when none is active.
+            (DndSetSnooze, 200, None, err("snooze_not_active"), a(Outcome::Permanent("snooze_not_active".into()))),
+            (DndSetSnooze, 200, None, err("missing_scope"), scope_msg(DndSetSnooze, "dnd:write")),
+            (DndEndSnooze, 200, None, err("missing_scope"), scope_msg(DndEndSnooze, "dnd:write")),
+            (SetPresence, 200, None, err("missing_scope"), scope_msg(SetPresence, "users:write")),
+            // A dead token is still a dead token.
+            (SetPresence, 200, None, err("invalid_auth"), a(Outcome::TokenDead("invalid_auth".into()))),
+            (DndSetSnooze, 200, None, err("token_revoked"), a(Outcome::TokenDead("token_revoked".into()))),
+            (DndSetSnooze, 429, Some("12"), b"".to_vec(), a(Outcome::RateLimited(secs(12)))),
+            (DndEndSnooze, 200, Some("4"), err("ratelimited"), a(Outcome::RateLimited(secs(4)))),
+            (SetPresence, 503, None, b"".to_vec(), a(Outcome::Transient("HTTP 503".into()))),
+            (DndSetSnooze, 200, None, err("snooze_failed"), a(Outcome::Permanent("snooze_failed".into()))),
+            (SetPresence, 200, None, err("invalid_presence"), a(Outcome::Permanent("invalid_presence".into()))),
+        ];
+        for (method, status, ra, b, want) in cases {
+            let headers: Vec<(&str, &str)> = ra.map(|r| ("retry-after", r)).into_iter().collect();
+            let map = header_map(&headers);
+            let answer = Answer {
+                status,
+                headers: &map,
+                body: Body::Read(&b),
+                received_at: at(),
+            };
+            let got = classify_part(method, &answer);
+            assert_eq!(
+                got,
+                want,
+                "{method} {status} {}",
+                String::from_utf8_lossy(&b)
+            );
+            assert_eq!(
+                got.is_done(),
+                matches!(
+                    want,
+                    PartOutcome::NotActive | PartOutcome::Answer(Outcome::Ok { .. })
+                )
             );
         }
     }

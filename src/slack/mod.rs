@@ -2,7 +2,8 @@
 //!
 //! - [`classify`]: what a response means (pure).
 //! - [`manual`]: whether a current status was set by hand (pure).
-//! - [`wire`]: the JSON bodies of the requests (pure).
+//! - [`wire`]: the bodies of the requests — JSON for the profile, forms for DND and presence
+//!   — and `num_minutes` (pure).
 //!
 //! Answers are not trusted: the client follows no redirect, reads at most [`MAX_BODY`] bytes
 //! of a body, and [`classify`] escapes and bounds every text it passes on.
@@ -11,16 +12,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::config::Secret;
+use crate::config::{Presence, Secret};
 use crate::profile::Patch;
+use crate::throttle::Method;
 
 pub mod classify;
 pub(crate) mod manual;
 pub mod wire;
 
-pub use classify::{classify, Answer, Body, Outcome};
+pub use classify::{classify, classify_part, scope, Answer, Body, Outcome, PartOutcome};
 /// The header map of an [`Answer`], re-exported so callers need not name the HTTP crate.
 pub use reqwest::header::HeaderMap;
+pub use wire::dnd_minutes;
 
 /// How long one request may take before it counts as a transient failure.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +37,9 @@ pub const MAX_BODY: usize = 1 << 20;
 /// operator sees why a token went quiet.
 pub const LONG_PAUSE: Duration = Duration::from_secs(10 * 60);
 
-/// A client for `users.profile.set` and `users.profile.get`.
+/// A client for `users.profile.set` and `.get`, `dnd.setSnooze`, `dnd.endSnooze` and
+/// `users.setPresence`. Every call goes through one request path: the token as a bearer
+/// credential, no redirect followed, the body capped, the answer classified.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -76,49 +81,95 @@ impl Client {
             .await
     }
 
-    /// POST a JSON body to a Web API method with the token as a bearer credential.
+    /// `POST {api_url}/dnd.setSnooze` with `num_minutes = minutes` (see [`dnd_minutes`]):
+    /// Do Not Disturb for the token's own user.
+    pub async fn set_snooze(&self, token: &Secret, minutes: u32) -> PartOutcome {
+        self.call_form(Method::DndSetSnooze, token, &wire::snooze_form(minutes))
+            .await
+    }
+
+    /// `POST {api_url}/dnd.endSnooze`: end the token's own user's snooze. No snooze active
+    /// is [`PartOutcome::NotActive`], which counts as done.
+    pub async fn end_snooze(&self, token: &Secret) -> PartOutcome {
+        self.call_form(Method::DndEndSnooze, token, &[]).await
+    }
+
+    /// `POST {api_url}/users.setPresence` with `presence`, for the token's own user.
+    pub async fn set_presence(&self, token: &Secret, presence: Presence) -> PartOutcome {
+        self.call_form(Method::SetPresence, token, &wire::presence_form(presence))
+            .await
+    }
+
+    /// POST a JSON body to a Web API method.
     async fn call(&self, method: &str, token: &Secret, body: serde_json::Value) -> Outcome {
-        let request = self
-            .http
-            .post(format!("{}/{method}", self.api_url))
-            .bearer_auth(token.expose())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/json; charset=utf-8",
-            )
-            .body(body.to_string());
-        let outcome = self.exchange(request).await;
+        let request = self.post(method, token).body(body.to_string()).header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        );
+        let outcome = self
+            .exchange(request, classify)
+            .await
+            .unwrap_or_else(Outcome::Transient);
         if let Outcome::RateLimited(Some(wait)) = &outcome {
             log_long_pause(method, *wait, Utc::now());
         }
         outcome
     }
 
-    async fn exchange(&self, request: reqwest::RequestBuilder) -> Outcome {
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Outcome::Transient(transport_error(&e)),
-        };
+    /// POST a form to a DND or presence method; its answer classified as a part's.
+    async fn call_form(
+        &self,
+        method: Method,
+        token: &Secret,
+        form: &[(&str, String)],
+    ) -> PartOutcome {
+        let request = self.post(method.name(), token).form(form);
+        let outcome = self
+            .exchange(request, |answer| classify_part(method, answer))
+            .await
+            .unwrap_or_else(|e| PartOutcome::Answer(Outcome::Transient(e)));
+        if let PartOutcome::Answer(Outcome::RateLimited(Some(wait))) = &outcome {
+            log_long_pause(method.name(), *wait, Utc::now());
+        }
+        outcome
+    }
+
+    /// A POST to `method` with the token as a bearer credential.
+    fn post(&self, method: &str, token: &Secret) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/{method}", self.api_url))
+            .bearer_auth(token.expose())
+    }
+
+    /// Send `request` and hand the answer, as far as it was read, to `classify`; `Err`
+    /// describes a transport failure (without URL or headers).
+    async fn exchange<T>(
+        &self,
+        request: reqwest::RequestBuilder,
+        classify: impl FnOnce(&Answer<'_>) -> T,
+    ) -> Result<T, String> {
+        let mut response = request.send().await.map_err(|e| transport_error(&e))?;
         let received_at = Utc::now();
         let status = response.status().as_u16();
         let headers = std::mem::take(response.headers_mut());
         // A redirect is classified by its status and Location alone: its body is not read.
         let body = if response.status().is_redirection() {
-            Ok(Some(Vec::new()))
+            Some(Vec::new())
         } else {
-            read_capped(&mut response, MAX_BODY).await
+            read_capped(&mut response, MAX_BODY)
+                .await
+                .map_err(|e| transport_error(&e))?
         };
         let body = match &body {
-            Ok(Some(bytes)) => Body::Read(bytes),
-            Ok(None) => Body::TooLarge,
-            Err(e) => return Outcome::Transient(transport_error(e)),
+            Some(bytes) => Body::Read(bytes),
+            None => Body::TooLarge,
         };
-        classify(&Answer {
+        Ok(classify(&Answer {
             status,
             headers: &headers,
             body,
             received_at,
-        })
+        }))
     }
 }
 

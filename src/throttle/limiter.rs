@@ -1,4 +1,5 @@
-//! Sliding-window limits, kept exactly.
+//! Sliding-window limits, kept exactly: per token and per target for `users.profile.set`,
+//! per token for `users.profile.get` and for each Tier 2 method (see [`TokenLimiter`]).
 //!
 //! A GCRA or token bucket with burst `n` lets `2n − 1` requests through within one window
 //! (a full burst, then refills that arrive inside the same window), which would draw 429s
@@ -56,47 +57,179 @@ impl SlidingLog {
     }
 }
 
-/// The limits of one token: its own log and one per target user. Tokens are independent, so
-/// each token's worker owns one of these.
+/// A Web API method the daemon calls, as the limiter counts it and as the request log
+/// records it (by [`Method::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Method {
+    /// `users.profile.set`: `per_token` per token and `per_user` per target.
+    ProfileSet,
+    /// `users.profile.get` (for `restore` and `respect_manual`): `per_read` per token.
+    ProfileGet,
+    /// `dnd.setSnooze` (Tier 2): `per_method` per token.
+    DndSetSnooze,
+    /// `dnd.endSnooze` (Tier 2): `per_method` per token.
+    DndEndSnooze,
+    /// `users.setPresence` (Tier 2): `per_method` per token.
+    SetPresence,
+}
+
+impl Method {
+    /// Every method, in the order a row's parts go out.
+    pub const ALL: [Method; 5] = [
+        Method::ProfileGet,
+        Method::ProfileSet,
+        Method::DndSetSnooze,
+        Method::DndEndSnooze,
+        Method::SetPresence,
+    ];
+
+    /// The Tier 2 methods, each with a `per_method` window of its own.
+    const TIER2: [Method; 3] = [
+        Method::DndSetSnooze,
+        Method::DndEndSnooze,
+        Method::SetPresence,
+    ];
+
+    /// Slack's name of the method: the path of its URL and its name in the request log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::ProfileSet => "users.profile.set",
+            Method::ProfileGet => "users.profile.get",
+            Method::DndSetSnooze => "dnd.setSnooze",
+            Method::DndEndSnooze => "dnd.endSnooze",
+            Method::SetPresence => "users.setPresence",
+        }
+    }
+
+    /// The method named `name` (as [`Method::name`] spells it), if the daemon calls it.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Its place among [`Method::TIER2`], if it is one of them.
+    fn tier2_index(self) -> Option<usize> {
+        Method::TIER2.iter().position(|m| *m == self)
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The limits of one token: a log per kind of window. Tokens are independent, so each
+/// token's worker owns one of these.
+///
+/// - `users.profile.set`: the token's own log (`per_token`) and one per target user
+///   (`per_user`); a request must fit both.
+/// - `users.profile.get`: one log (`per_read`), apart from the writes, so that reads for
+///   `restore` and `respect_manual` never use up the budget of the updates.
+/// - `dnd.setSnooze`, `dnd.endSnooze`, `users.setPresence`: one log each (`per_method`):
+///   Slack's Tier 2 limits are per method, and these act on the token's own user, so the
+///   target does not matter to them.
 #[derive(Debug, Clone)]
 pub struct TokenLimiter {
     limits: Limits,
+    /// `users.profile.set` by the token, all targets together.
     token: SlidingLog,
-    /// Per target user; `""` is the token's own profile, as in the database. Keyed by
-    /// `String`, not `Option<String>`, so that the per-step lookup allocates nothing.
+    /// `users.profile.set` per target user; `""` is the token's own profile, as in the
+    /// database. Keyed by `String`, not `Option<String>`, so that the per-step lookup
+    /// allocates nothing.
     users: HashMap<String, SlidingLog>,
+    /// `users.profile.get`, all targets together.
+    reads: SlidingLog,
+    /// One log per Tier 2 method, in [`Method::TIER2`] order.
+    tier2: [SlidingLog; 3],
 }
 
 impl TokenLimiter {
     /// An empty limiter for one token.
     pub fn new(limits: Limits) -> Self {
         let window = window_delta(&limits);
+        let per_method = || SlidingLog::new(limits.per_method, window);
         TokenLimiter {
             limits,
             token: SlidingLog::new(limits.per_token, window),
             users: HashMap::new(),
+            reads: SlidingLog::new(limits.per_read, window),
+            tier2: [per_method(), per_method(), per_method()],
         }
     }
 
-    /// When a request for `user` (`None`: the token's own profile) may start, at or after `now`.
-    pub fn next_allowed(&self, user: Option<&str>, now: DateTime<Utc>) -> DateTime<Utc> {
-        let by_token = self.token.next_allowed(now);
-        let by_user = self
-            .users
-            .get(user.unwrap_or(""))
-            .map_or(now, |log| log.next_allowed(now));
-        by_token.max(by_user)
+    /// A limiter with its windows rebuilt from the request log: every request start of the
+    /// last window, as `(method, target user, start)`, in any order (they are recorded
+    /// oldest first, which the logs need to stay exact).
+    pub fn rebuilt<U: AsRef<str>>(
+        limits: Limits,
+        sends: impl IntoIterator<Item = (Method, Option<U>, DateTime<Utc>)>,
+    ) -> Self {
+        let mut sends: Vec<_> = sends.into_iter().collect();
+        sends.sort_by_key(|(_, _, at)| *at);
+        let mut limiter = TokenLimiter::new(limits);
+        for (method, user, at) in &sends {
+            limiter.record_for(*method, user.as_ref().map(AsRef::as_ref), *at);
+        }
+        limiter
     }
 
-    /// Record a request for `user` that started at `at`.
+    /// When a `users.profile.set` for `user` (`None`: the token's own profile) may start,
+    /// at or after `now`: [`TokenLimiter::next_allowed_for`] with [`Method::ProfileSet`].
+    pub fn next_allowed(&self, user: Option<&str>, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.next_allowed_for(Method::ProfileSet, user, now)
+    }
+
+    /// Record a `users.profile.set` for `user` that started at `at`.
     pub fn record(&mut self, user: Option<&str>, at: DateTime<Utc>) {
-        self.token.record(at);
-        let window = window_delta(&self.limits);
-        let per_user = self.limits.per_user;
-        self.users
-            .entry(user.unwrap_or("").to_string())
-            .or_insert_with(|| SlidingLog::new(per_user, window))
-            .record(at);
+        self.record_for(Method::ProfileSet, user, at)
+    }
+
+    /// When a call of `method` for `user` (`None`: the token's own) may start, at or after
+    /// `now`. Only `users.profile.set` looks at the user.
+    pub fn next_allowed_for(
+        &self,
+        method: Method,
+        user: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        match method {
+            Method::ProfileSet => {
+                let by_token = self.token.next_allowed(now);
+                let by_user = self
+                    .users
+                    .get(user.unwrap_or(""))
+                    .map_or(now, |log| log.next_allowed(now));
+                by_token.max(by_user)
+            }
+            Method::ProfileGet => self.reads.next_allowed(now),
+            tier2 => self.tier2_log(tier2).next_allowed(now),
+        }
+    }
+
+    /// Record a call of `method` for `user` that started at `at`.
+    pub fn record_for(&mut self, method: Method, user: Option<&str>, at: DateTime<Utc>) {
+        match method {
+            Method::ProfileSet => {
+                self.token.record(at);
+                let window = window_delta(&self.limits);
+                let per_user = self.limits.per_user;
+                self.users
+                    .entry(user.unwrap_or("").to_string())
+                    .or_insert_with(|| SlidingLog::new(per_user, window))
+                    .record(at);
+            }
+            Method::ProfileGet => self.reads.record(at),
+            tier2 => {
+                let i = tier2.tier2_index().expect("every other method is Tier 2");
+                self.tier2[i].record(at);
+            }
+        }
+    }
+
+    /// The log of a Tier 2 method.
+    fn tier2_log(&self, method: Method) -> &SlidingLog {
+        let i = method.tier2_index().expect("every other method is Tier 2");
+        &self.tier2[i]
     }
 }
 
@@ -126,6 +259,7 @@ mod tests {
             per_user,
             per_token,
             window: Duration::from_millis(window_ms),
+            ..Limits::DEFAULT
         }
     }
 
@@ -222,5 +356,168 @@ mod tests {
         let mut l = TokenLimiter::new(limits(1, 1, 1_000));
         l.record(None, t(1_000_000));
         assert_eq!(l.next_allowed(None, t(0)), t(1_050));
+    }
+
+    fn method_limits(per_method: u32, per_read: u32, window_ms: u64) -> Limits {
+        Limits {
+            per_method,
+            per_read,
+            window: Duration::from_millis(window_ms),
+            ..Limits::DEFAULT
+        }
+    }
+
+    #[test]
+    fn method_names_round_trip() {
+        for m in Method::ALL {
+            assert_eq!(Method::from_name(m.name()), Some(m), "{m}");
+        }
+        assert_eq!(Method::from_name("users.profile.SET"), None);
+        assert_eq!(Method::from_name("chat.postMessage"), None);
+    }
+
+    /// Each row: the requests already made (method, user, start in ms), then a method and
+    /// user asked about at `t(1_000)`, and when it may start. Window 10 s (margin 100 ms),
+    /// per_method 2, per_read 3, per_token 30, per_user 10.
+    #[test]
+    fn each_method_has_its_own_window() {
+        use Method::*;
+        let two_snoozes = [(DndSetSnooze, None, 0), (DndSetSnooze, None, 500)];
+        type Case<'a> = (
+            &'a str,
+            Vec<(Method, Option<&'a str>, i64)>,
+            Method,
+            Option<&'a str>,
+            i64,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            ("empty", vec![], DndSetSnooze, None, 1_000),
+            (
+                "a full method waits for its oldest start",
+                two_snoozes.to_vec(),
+                DndSetSnooze,
+                None,
+                10_100,
+            ),
+            (
+                "another Tier 2 method is free",
+                two_snoozes.to_vec(),
+                DndEndSnooze,
+                None,
+                1_000,
+            ),
+            (
+                "presence is free too",
+                two_snoozes.to_vec(),
+                SetPresence,
+                None,
+                1_000,
+            ),
+            (
+                "profile updates are free",
+                two_snoozes.to_vec(),
+                ProfileSet,
+                Some("U1"),
+                1_000,
+            ),
+            (
+                "reads are free",
+                two_snoozes.to_vec(),
+                ProfileGet,
+                None,
+                1_000,
+            ),
+            (
+                "the user does not matter to Tier 2",
+                vec![(SetPresence, Some("U1"), 0), (SetPresence, Some("U2"), 200)],
+                SetPresence,
+                Some("U3"),
+                10_100,
+            ),
+            (
+                "reads wait for their own window",
+                vec![
+                    (ProfileGet, None, 0),
+                    (ProfileGet, Some("U1"), 100),
+                    (ProfileGet, Some("U2"), 300),
+                ],
+                ProfileGet,
+                Some("U9"),
+                10_100,
+            ),
+            (
+                "reads do not use up the profile budget",
+                vec![
+                    (ProfileGet, None, 0),
+                    (ProfileGet, None, 100),
+                    (ProfileGet, None, 300),
+                ],
+                ProfileSet,
+                None,
+                1_000,
+            ),
+            (
+                "an old start has left the window",
+                vec![(DndEndSnooze, None, -9_500), (DndEndSnooze, None, 900)],
+                DndEndSnooze,
+                None,
+                1_000,
+            ),
+            (
+                "Tier 2 calls do not count against per_token",
+                (0..30).map(|i| (SetPresence, None, i)).collect(),
+                ProfileSet,
+                Some("U1"),
+                1_000,
+            ),
+        ];
+        for (name, made, method, user, want) in cases {
+            let mut l = TokenLimiter::new(method_limits(2, 3, 10_000));
+            for (m, u, at) in made {
+                l.record_for(m, u, t(at));
+            }
+            assert_eq!(
+                l.next_allowed_for(method, user, t(1_000)),
+                t(want),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn profile_set_shorthand_is_the_same_window() {
+        let mut l = TokenLimiter::new(limits(1, 30, 1_000));
+        l.record(Some("A"), t(0));
+        assert_eq!(
+            l.next_allowed_for(Method::ProfileSet, Some("A"), t(0)),
+            t(1_050)
+        );
+        l.record_for(Method::ProfileSet, Some("B"), t(0));
+        assert_eq!(l.next_allowed(Some("B"), t(0)), t(1_050));
+    }
+
+    #[test]
+    fn rebuilt_from_unordered_sends_is_exact() {
+        let sends = vec![
+            (Method::DndSetSnooze, None::<String>, t(500)),
+            (Method::DndSetSnooze, None, t(0)),
+            (Method::ProfileSet, Some("U1".to_string()), t(200)),
+            (Method::ProfileGet, None, t(300)),
+        ];
+        let l = TokenLimiter::rebuilt(method_limits(2, 1, 10_000), sends);
+        // Sorted before recording: the oldest snooze (t 0) decides, not the first listed.
+        assert_eq!(
+            l.next_allowed_for(Method::DndSetSnooze, None, t(1_000)),
+            t(10_100)
+        );
+        assert_eq!(
+            l.next_allowed_for(Method::ProfileGet, None, t(1_000)),
+            t(10_400)
+        );
+        assert_eq!(
+            l.next_allowed_for(Method::DndEndSnooze, None, t(1_000)),
+            t(1_000)
+        );
+        assert_eq!(l.next_allowed(Some("U1"), t(1_000)), t(1_000));
     }
 }

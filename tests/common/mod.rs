@@ -1,5 +1,6 @@
-//! Test support: a fake Slack on 127.0.0.1 that enforces the profile limits exactly and
-//! answers like the doc, and helpers to run the real binary and wait for conditions.
+//! Test support: a fake Slack on 127.0.0.1 that enforces the profile limits and the per-method
+//! (Tier 2) windows exactly and answers like the docs in `slack-api/`, and helpers to run the
+//! real binary and wait for conditions.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -17,11 +18,33 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
-/// One request the fake received.
+/// Lines 1–5 of a config with one rule (`r`, token `alice`); a case's body starts on line 6.
+pub const RULE_HEAD: &str = "[tokens.alice]
+token_env = \"SLACK_TOKEN_ALICE\"
+[[rules]]
+name = \"r\"
+token = \"alice\"
+";
+
+/// The form-encoded methods the fake serves beside the profile ones, with their URL paths.
+pub const SNOOZE: &str = "dnd.setSnooze";
+/// `dnd.endSnooze`.
+pub const END_SNOOZE: &str = "dnd.endSnooze";
+/// `users.setPresence`.
+pub const PRESENCE: &str = "users.setPresence";
+/// `users.profile.set`.
+pub const PROFILE_SET: &str = "users.profile.set";
+
+/// One request the fake received (`users.profile.get` is only counted, see
+/// [`FakeSlack::gets`]).
 #[derive(Debug, Clone)]
 pub struct Received {
     /// When it arrived.
     pub at: Instant,
+    /// The method called, e.g. `users.profile.set` or `dnd.setSnooze`.
+    pub method: &'static str,
+    /// The form fields of a form-encoded request, in order (empty for JSON).
+    pub form: Vec<(String, String)>,
     /// The bearer token.
     pub token: String,
     /// `user` of the body, if any.
@@ -116,19 +139,36 @@ struct ScriptedClose;
 struct Inner {
     per_user: usize,
     per_token: usize,
+    /// Calls of each Tier 2 method per token per window (Slack's 20 by default).
+    per_method: usize,
+    /// `users.profile.get` calls per token per window, if enforced at all.
+    per_read: Option<usize>,
     window: Duration,
     valid_tokens: Vec<String>,
     /// Arrival times of accepted requests, per token and per (token, user).
     by_token: HashMap<String, VecDeque<Instant>>,
     by_target: HashMap<(String, String), VecDeque<Instant>>,
+    /// Arrival times of accepted Tier 2 calls, per (token, method).
+    by_method: HashMap<(String, &'static str), VecDeque<Instant>>,
+    /// Arrival times of accepted reads, per token (only with `per_read`).
+    reads: HashMap<String, VecDeque<Instant>>,
+    /// Reads answered 429 because `per_read` was exceeded.
+    read_429s: usize,
+    /// The active snooze per token: `num_minutes` asked for and when it ends.
+    snoozes: HashMap<String, (u32, Instant)>,
+    /// The presence set per token (`away` or `auto`).
+    presence: HashMap<String, String>,
+    /// Scopes a token lacks: its calls of methods needing them answer `missing_scope`.
+    missing_scopes: Vec<(String, &'static str)>,
     received: Vec<Received>,
     /// Current profile per (token, user).
     profiles: HashMap<(String, String), Value>,
-    script: HashMap<String, VecDeque<Scripted>>,
+    /// Scripted answers per (token, method).
+    script: HashMap<(String, &'static str), VecDeque<Scripted>>,
     /// No request of this token is accepted before this instant (after a 429).
     blocked_until: HashMap<String, Instant>,
     early_after_429: usize,
-    /// `users.profile.get` requests answered (its own, larger limit is not enforced).
+    /// `users.profile.get` requests answered (its own limit only with `per_read`).
     gets: usize,
     /// Every normal answer is held back this long after the profile was updated, so a request
     /// stays "in flight" at the client (Slack applied it, the client has no answer yet).
@@ -154,14 +194,16 @@ impl FakeSlack {
         let inner = Arc::new(Mutex::new(Inner {
             per_user,
             per_token,
+            per_method: 20,
             window,
             valid_tokens: tokens.iter().map(|s| s.to_string()).collect(),
             ..Inner::default()
         }));
-        let app = Router::new()
-            .route("/api/users.profile.set", post(set_profile))
-            .route("/api/users.profile.get", post(get_profile))
-            .with_state(inner.clone());
+        let mut app = Router::new().route("/api/users.profile.get", post(get_profile));
+        for method in [PROFILE_SET, SNOOZE, END_SNOOZE, PRESENCE] {
+            app = app.route(&format!("/api/{method}"), served(method));
+        }
+        let app = app.with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -173,15 +215,70 @@ impl FakeSlack {
         format!("http://{}/api", self.addr)
     }
 
-    /// Queue scripted answers for the next requests of `token`.
+    /// Queue scripted answers for the next `users.profile.set` requests of `token`.
     pub fn script(&self, token: &str, answers: Vec<Scripted>) {
+        self.script_method(token, PROFILE_SET, answers);
+    }
+
+    /// Queue scripted answers for the next requests of `token` to `method` (one of
+    /// [`PROFILE_SET`], [`SNOOZE`], [`END_SNOOZE`], [`PRESENCE`]).
+    pub fn script_method(&self, token: &str, method: &'static str, answers: Vec<Scripted>) {
         self.inner
             .lock()
             .unwrap()
             .script
-            .entry(token.into())
+            .entry((token.into(), method))
             .or_default()
             .extend(answers);
+    }
+
+    /// Allow `n` calls of each Tier 2 method per token per window (default 20).
+    pub fn set_per_method(&self, n: usize) {
+        self.inner.lock().unwrap().per_method = n;
+    }
+
+    /// Enforce `n` `users.profile.get` calls per token per window (default: not enforced).
+    pub fn set_per_read(&self, n: usize) {
+        self.inner.lock().unwrap().per_read = Some(n);
+    }
+
+    /// Reads answered 429 because [`FakeSlack::set_per_read`]'s limit was exceeded.
+    pub fn read_429s(&self) -> usize {
+        self.inner.lock().unwrap().read_429s
+    }
+
+    /// Take `scope` (`dnd:write`, `users:write`) from `token`: its calls that need it
+    /// answer `missing_scope`, as Slack does for an app installed without it.
+    pub fn without_scope(&self, token: &str, scope: &'static str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .missing_scopes
+            .push((token.into(), scope));
+    }
+
+    /// The `num_minutes` of `token`'s active snooze, if one is active.
+    pub fn snooze(&self, token: &str) -> Option<u32> {
+        let g = self.inner.lock().unwrap();
+        g.snoozes
+            .get(token)
+            .filter(|(_, end)| Instant::now() < *end)
+            .map(|(minutes, _)| *minutes)
+    }
+
+    /// The presence `token` last set, if any.
+    pub fn presence(&self, token: &str) -> Option<String> {
+        self.inner.lock().unwrap().presence.get(token).cloned()
+    }
+
+    /// The requests received for `method`.
+    pub fn received_for(&self, method: &str) -> Vec<Received> {
+        let g = self.inner.lock().unwrap();
+        g.received
+            .iter()
+            .filter(|r| r.method == method)
+            .cloned()
+            .collect()
     }
 
     /// Hold every normal answer back by `delay` after applying it (see `Inner::response_delay`).
@@ -247,8 +344,58 @@ fn prune(log: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     }
 }
 
-async fn set_profile(
-    State(inner): State<Arc<Mutex<Inner>>>,
+/// The route of a method the fake answers through [`serve`].
+fn served(method: &'static str) -> axum::routing::MethodRouter<Arc<Mutex<Inner>>> {
+    post(
+        move |State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: Bytes| {
+            serve(inner, method, headers, body)
+        },
+    )
+}
+
+/// The fields of a form body (`a=1&b=x+y`), decoded; empty unless the request says it is a
+/// form, as Slack reads it.
+fn form_fields(content_type: &str, body: &[u8]) -> Vec<(String, String)> {
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Vec::new();
+    }
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(b)) => {
+                    out.push(b);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// One request to `method`: scripted answers first, else the normal answer of a Slack that
+/// enforces the limits exactly.
+async fn serve(
+    inner: Arc<Mutex<Inner>>,
+    method: &'static str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -259,7 +406,12 @@ async fn set_profile(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    let form = form_fields(&content_type, &body);
+    let parsed: Option<Value> = if method == PROFILE_SET {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
     let user = parsed
         .as_ref()
         .and_then(|b| b.get("user"))
@@ -275,6 +427,8 @@ async fn set_profile(
         let record = |g: &mut Inner, status: u16| {
             g.received.push(Received {
                 at: now,
+                method,
+                form: form.clone(),
                 token: token.clone(),
                 user: user.clone(),
                 profile: profile.clone(),
@@ -289,7 +443,7 @@ async fn set_profile(
         }
         let mut action = g
             .script
-            .get_mut(&token)
+            .get_mut(&(token.clone(), method))
             .and_then(|q| q.pop_front())
             .unwrap_or(Scripted::Normal);
         let mut delay = Duration::ZERO;
@@ -352,7 +506,7 @@ async fn set_profile(
                 *resp.status_mut() = StatusCode::from_u16(status).unwrap();
                 Some(resp)
             }
-            Scripted::Normal => {
+            Scripted::Normal if method == PROFILE_SET => {
                 delay += g.response_delay;
                 Some(normal_answer(
                     &mut g,
@@ -363,6 +517,12 @@ async fn set_profile(
                     parsed.is_some(),
                     record,
                 ))
+            }
+            Scripted::Normal => {
+                delay += g.response_delay;
+                let (status, body) = method_answer(&mut g, now, method, &token, &form);
+                record(&mut g, status);
+                Some(reply(status, (status == 429).then_some("1"), body))
             }
         };
         (response, delay)
@@ -421,6 +581,89 @@ fn normal_answer(
     let full = current.clone();
     record(g, 200);
     reply(200, None, json!({"ok": true, "profile": full}))
+}
+
+/// The scope a form method needs, as Slack's docs list it.
+fn scope_of(method: &str) -> &'static str {
+    if method == PRESENCE {
+        "users:write"
+    } else {
+        "dnd:write"
+    }
+}
+
+/// The answer of a well-behaved Slack to a DND or presence call: the token, the scope, the
+/// arguments, then the method's own sliding window per token; a call that passes them all
+/// changes the token's snooze or presence and counts in the window.
+fn method_answer(
+    g: &mut Inner,
+    now: Instant,
+    method: &'static str,
+    token: &str,
+    form: &[(String, String)],
+) -> (u16, Value) {
+    let fail = |code: &str| (200, json!({"ok": false, "error": code}));
+    if !g.valid_tokens.iter().any(|t| t == token) {
+        return fail("invalid_auth");
+    }
+    let scope = scope_of(method);
+    if g.missing_scopes
+        .iter()
+        .any(|(t, s)| t == token && *s == scope)
+    {
+        return (
+            200,
+            json!({"ok": false, "error": "missing_scope", "needed": scope, "provided": "users.profile:write"}),
+        );
+    }
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let minutes = match method {
+        SNOOZE => match field("num_minutes").map(str::parse::<u32>) {
+            None => return fail("missing_duration"),
+            Some(Ok(m)) if m >= 1 => Some(m),
+            Some(_) => return fail("invalid_arguments"),
+        },
+        _ => None,
+    };
+    let presence = match method {
+        PRESENCE => match field("presence") {
+            Some(p @ ("away" | "auto")) => Some(p.to_string()),
+            _ => return fail("invalid_presence"),
+        },
+        _ => None,
+    };
+    let (per_method, window) = (g.per_method, g.window);
+    let log = g.by_method.entry((token.to_string(), method)).or_default();
+    prune(log, now, window);
+    if log.len() >= per_method {
+        g.blocked_until
+            .insert(token.to_string(), now + Duration::from_secs(1));
+        return (429, json!({"ok": false, "error": "ratelimited"}));
+    }
+    // Every call past the arguments counts, even one that finds no snooze to end.
+    log.push_back(now);
+    let active = g.snoozes.get(token).is_some_and(|(_, end)| now < *end);
+    if method == END_SNOOZE && !active {
+        return fail("snooze_not_active");
+    }
+    if let Some(m) = minutes {
+        let end = now + Duration::from_secs(u64::from(m) * 60);
+        g.snoozes.insert(token.to_string(), (m, end));
+        return (
+            200,
+            json!({"ok": true, "snooze_enabled": true, "snooze_remaining": u64::from(m) * 60}),
+        );
+    }
+    if let Some(p) = presence {
+        g.presence.insert(token.to_string(), p);
+        return (200, json!({"ok": true}));
+    }
+    g.snoozes.remove(token);
+    (200, json!({"ok": true, "snooze_enabled": false}))
 }
 
 /// [`wait_until`] for a condition that needs no `.await`.
@@ -505,6 +748,17 @@ async fn get_profile(
     g.gets += 1;
     if !g.valid_tokens.contains(&token) {
         return reply(200, None, json!({"ok": false, "error": "invalid_auth"}));
+    }
+    if let Some(per_read) = g.per_read {
+        let now = Instant::now();
+        let window = g.window;
+        let log = g.reads.entry(token.clone()).or_default();
+        prune(log, now, window);
+        if log.len() >= per_read {
+            g.read_429s += 1;
+            return reply(429, Some("1"), json!({"ok": false, "error": "ratelimited"}));
+        }
+        log.push_back(now);
     }
     let profile = g
         .profiles
