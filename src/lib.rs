@@ -4,6 +4,7 @@
 //!
 //! The data path reads straight through the modules:
 //!
+//! - [`calendar`]: iCalendar feeds as a second source of firings (SPEC §5).
 //! - [`config`]: the TOML file and drop-ins → a validated [`config::Config`], or every problem
 //!   with file:line:col.
 //! - [`schedule`]: pure firing arithmetic — next firing, DST mapping, skip dates, expiry.
@@ -17,6 +18,7 @@
 //!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
 //! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
 
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
