@@ -19,8 +19,8 @@ use crate::schedule::local_to_instant;
 /// What a rendered text over [`MAX_STATUS_TEXT`] characters ends in, after it is cut.
 pub const CUT_MARK: char = '…';
 
-/// A parsed template.
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed template; the default is the empty one.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Template {
     /// The pieces in order; adjacent literal text is kept as one piece.
     parts: Vec<Part>,
