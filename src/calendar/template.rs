@@ -183,14 +183,15 @@ impl Format {
 }
 
 /// The part for a placeholder's `body` (the text between its braces), which starts at byte
-/// `start` of the template.
+/// `start` of the template. A bad name is reported at the opening brace, a bad format where
+/// the format starts.
 fn placeholder(body: &str, start: usize) -> Result<Part, TemplateError> {
     let (name, format) = match body.split_once(':') {
         Some((name, format)) => (name, Some(format)),
         None => (body, None),
     };
     let fail = |message: String| TemplateError {
-        offset: start,
+        offset: start - 1,
         message,
     };
     let name = name.trim();
@@ -395,18 +396,18 @@ mod tests {
     #[test]
     fn bad_templates_say_where_and_what_to_write() {
         let cases: &[(&str, usize, &str)] = &[
-            ("{title}", 1, "unknown placeholder {title}"),
+            ("{title}", 0, "unknown placeholder {title}"),
             (
                 "In {summary} {location}",
-                14,
+                13,
                 "unknown placeholder {location}",
             ),
-            ("{start}", 1, "{start} needs a strftime format"),
-            ("{end}", 1, "{end} needs a strftime format"),
+            ("{start}", 0, "{start} needs a strftime format"),
+            ("{end}", 0, "{end} needs a strftime format"),
             ("{start:}", 7, "the format is empty"),
             ("{end:%Q}", 5, "\"%Q\" is not a valid strftime format"),
             ("{end:%H:%}", 5, "not a valid strftime format"),
-            ("{summary:%H}", 1, "{summary} takes no format"),
+            ("{summary:%H}", 0, "{summary} takes no format"),
             ("until {end:%H:%M", 6, "this { is never closed"),
             ("a } b", 2, "write }} for a literal }"),
             ("é}", 2, "a lone }"),
@@ -419,6 +420,6 @@ mod tests {
         // Every problem, not only the first.
         let errs = Template::parse("{a} {b:%H} }").unwrap_err();
         let offsets: Vec<usize> = errs.iter().map(|e| e.offset).collect();
-        assert_eq!(offsets, [1, 5, 11]);
+        assert_eq!(offsets, [0, 4, 11]);
     }
 }

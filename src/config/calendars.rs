@@ -248,9 +248,11 @@ impl UrlFile {
         })?;
         match address::classify(&text) {
             Ok(Address::Remote(u)) => {
-                let warning = u
-                    .is_plain_http()
-                    .then(|| format!("{}: {}", self.at, plain_http_warning(label, "url_file")));
+                let at = &self.at;
+                let warning = u.is_plain_http().then(|| {
+                    let warning = plain_http_warning(label, "url_file", &u);
+                    format!("{}:{}:{}: {warning}", at.file.display(), at.line, at.col)
+                });
                 Ok((Feed::Url(u), warning))
             }
             Ok(Address::Local(_)) => Err(fail(
@@ -289,11 +291,11 @@ fn url_file_reason(e: ReadError) -> String {
     }
 }
 
-/// The warning for an address over plain `http://`.
-fn plain_http_warning(label: &str, key: &str) -> String {
+/// The warning for an address over plain `http://`, naming only its scheme and host.
+fn plain_http_warning(label: &str, key: &str, url: &SecretUrl) -> String {
     format!(
-        "{label}: {key} is a plain http:// address, so the secret address and the events \
-         travel unencrypted; use https:// (or webcal://) if the server offers it"
+        "{label}: {key} {url} is a plain http:// address, so the secret address and the \
+         events travel unencrypted; use https:// (or webcal://) if the server offers it"
     )
 }
 
@@ -504,7 +506,7 @@ fn source(
         Ok(Address::Remote(u)) => {
             if u.is_plain_http() {
                 let at = ctx.location(&v.span());
-                warnings.push(format!("{at}: {}", plain_http_warning(label, "url")));
+                warnings.push(format!("{at}: {}", plain_http_warning(label, "url", &u)));
             }
             Some(RawSource::Url(u))
         }
