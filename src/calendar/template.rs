@@ -422,4 +422,26 @@ mod tests {
         let offsets: Vec<usize> = errs.iter().map(|e| e.offset).collect();
         assert_eq!(offsets, [0, 4, 11]);
     }
+
+    proptest::proptest! {
+        /// Any text parses or says where it is wrong (a place inside it), and what parses
+        /// renders without a panic, within Slack's limit.
+        #[test]
+        fn any_text_parses_or_is_located_and_renders_bounded(text in "[{}%:a-z HMQ-é]{0,40}") {
+            match Template::parse(&text) {
+                Ok(t) => {
+                    let out = t.render(&meeting(), BERLIN);
+                    proptest::prop_assert!(out.chars().count() <= MAX_STATUS_TEXT);
+                    let out = t.render(&vacation(), chrono_tz::Pacific::Apia);
+                    proptest::prop_assert!(out.chars().count() <= MAX_STATUS_TEXT);
+                }
+                Err(errors) => {
+                    proptest::prop_assert!(!errors.is_empty());
+                    for e in errors {
+                        proptest::prop_assert!(text.is_char_boundary(e.offset) && e.offset < text.len());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -49,7 +49,9 @@ pub(crate) fn raw_offset(raw: &str, decoded: usize) -> Option<usize> {
                     .unwrap_or(rest.len());
                 (1 + blank, 0)
             }
-            Some(_) => (2, 1),
+            // Any other escape is one character (`\n`, `\"`, …); measured, not assumed to be
+            // one byte, so that a malformed one cannot cut a character in two.
+            Some(_) => (1 + raw[pos + 1..].chars().next()?.len_utf8(), 1),
             None => return None,
         };
         if value_len > 0 && value >= decoded {
@@ -103,6 +105,16 @@ mod tests {
         ];
         for (raw, decoded, want) in cases {
             assert_eq!(raw_offset(raw, *decoded), *want, "{raw} @ {decoded}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, the answer is a place in it (never a panic, never past it).
+        #[test]
+        fn any_text_gives_a_place_inside_it_or_none(raw in "[\"'\\\\ \nxuU0-9a-fé{}]{0,24}", at in 0usize..30) {
+            if let Some(pos) = raw_offset(&raw, at) {
+                proptest::prop_assert!(raw.is_char_boundary(pos) && pos <= raw.len());
+            }
         }
     }
 }
