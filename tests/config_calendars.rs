@@ -627,3 +627,39 @@ fn check_fetches_nothing() {
         "check connected to the calendar's server"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Edits of the SPEC example — a run of characters that mean something to TOML, regexes,
+    /// templates and URLs put anywhere — never panic the loader, and every problem is inside
+    /// the file with a message.
+    #[test]
+    fn edited_calendars_never_panic_and_every_problem_is_in_the_file(
+        at in 0usize..2000,
+        cut in 0usize..8,
+        insert in "[\\[\\]{}()%:\"'\\\\=\\n a-z0-9@/.?*^-]{0,12}",
+    ) {
+        let chars: Vec<char> = SPEC_EXAMPLE.chars().collect();
+        let at = at % (chars.len() + 1);
+        let end = (at + cut).min(chars.len());
+        let text: String = chars[..at]
+            .iter()
+            .copied()
+            .chain(insert.chars())
+            .chain(chars[end..].iter().copied())
+            .collect();
+        let lines = text.lines().count() + 1;
+        if let Err(problems) = check(&text) {
+            proptest::prop_assert!(!problems.is_empty());
+            for p in &problems {
+                proptest::prop_assert!(p.line >= 1 && p.line <= lines && p.col >= 1, "{p}");
+                proptest::prop_assert!(!p.message.trim().is_empty(), "{p:?}");
+            }
+        }
+    }
+}
