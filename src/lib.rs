@@ -4,6 +4,7 @@
 //!
 //! The data path reads straight through the modules:
 //!
+//! - [`calendar`]: iCalendar feeds as a second source of firings (SPEC §5).
 //! - [`config`]: the TOML file and drop-ins → a validated [`config::Config`], or every problem
 //!   with file:line:col.
 //! - [`schedule`]: pure firing arithmetic — next firing, DST mapping, skip dates, expiry.
@@ -18,6 +19,7 @@
 //! - [`restore`]: temporary statuses that put back what was there — the pure decisions.
 //! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
 
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -663,7 +663,7 @@ fn drop_in_problems_name_their_own_file() {
         (main.as_str(), 1, 1, "unknown top-level key \"colour\""),
         (a.as_str(), 1, 9, &*format!("token \"alice\" is already defined at {main}:2:9")),
         (a.as_str(), 4, 8, &*format!("rule name \"coffee\" is already used at {main}:5:8")),
-        (b.as_str(), 1, 1, &*format!("unknown key \"database\" in a drop-in; drop-ins may only hold [tokens.NAME] tables and [[rules]], so move it to {main}")),
+        (b.as_str(), 1, 1, &*format!("unknown key \"database\" in a drop-in; drop-ins may only hold [tokens.NAME] tables, [[rules]] and [[calendars]], so move it to {main}")),
         (b.as_str(), 4, 9, "token \"carol\" is not defined"),
         (b.as_str(), 5, 6, "\"9\" is not a time of day"),
     ];

@@ -3,12 +3,13 @@
 use std::io::Write;
 
 use super::{line, CliError};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::daemon::{DaemonError, NEEDS_RESTART};
 
 /// Print that `config` is valid, what it holds, and which keys a running daemon applies only
 /// after a restart. Token files are read as `run` will read them, so that a special or
-/// oversized one fails here first (a missing one is only a warning, on stderr).
+/// oversized one fails here first (a missing one is only a warning, on stderr); so are the
+/// calendars' `url_file`s. Calendars are never fetched.
 pub fn check(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
     let tokens = config.check_token_files();
     for w in &tokens.warnings {
@@ -17,10 +18,25 @@ pub fn check(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
     if !tokens.errors.is_empty() {
         return Err(DaemonError::Tokens(tokens.errors).into());
     }
+    // Calendars are not fetched here: only a `url_file` is read, as `run` reads it.
+    let urls = config.check_url_files();
+    for w in &urls.warnings {
+        eprintln!("slack-statusd: warning: {w}");
+    }
+    if !urls.errors.is_empty() {
+        return Err(ConfigError {
+            problems: urls.errors,
+        }
+        .into());
+    }
+    let calendars = match config.calendars.len() {
+        0 => String::new(),
+        n => format!("{n} calendars, "),
+    };
     line(
         out,
         format_args!(
-            "{}: valid ({} rules, {} tokens, {} files)",
+            "{}: valid ({} rules, {calendars}{} tokens, {} files)",
             config.path.display(),
             config.rules.len(),
             config.tokens.len(),

@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::calendars;
 use super::paths::{self, Env};
 use super::rules::RuleDraft;
 use super::span::LineIndex;
@@ -275,7 +276,10 @@ fn check(
         .collect();
 
     let token_names = unique_tokens(&mut files);
-    check_rules(&mut files, &token_names);
+    let mut names = check_rules(&mut files, &token_names);
+    for f in files.iter_mut() {
+        calendars::check_across(&mut f.ctx, &f.out.calendars, &token_names, &mut names);
+    }
 
     let problems: Vec<Problem> = files
         .iter_mut()
@@ -312,8 +316,12 @@ fn unique_tokens(files: &mut [Checked<'_>]) -> BTreeMap<String, String> {
     first_at
 }
 
-/// Report duplicate rule names and rules whose token is not defined.
-fn check_rules(files: &mut [Checked<'_>], tokens: &BTreeMap<String, String>) {
+/// Report duplicate rule names and rules whose token is not defined. Returns every rule
+/// name with where it is first defined.
+fn check_rules(
+    files: &mut [Checked<'_>],
+    tokens: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut first_at: BTreeMap<String, String> = BTreeMap::new();
     for f in files.iter_mut() {
         for rule in &f.out.rules {
@@ -340,10 +348,11 @@ fn check_rules(files: &mut [Checked<'_>], tokens: &BTreeMap<String, String>) {
             }
         }
     }
+    first_at
 }
 
-/// The message for a rule whose `token` names no `[tokens.NAME]` table.
-fn unknown_token(label: &str, name: &str, tokens: &BTreeMap<String, String>) -> String {
+/// The message for a rule or calendar whose `token` names no `[tokens.NAME]` table.
+pub(super) fn unknown_token(label: &str, name: &str, tokens: &BTreeMap<String, String>) -> String {
     if super::walk::looks_like_token(name) {
         // People paste the token itself here; it must not end up in a log.
         return format!(
@@ -378,6 +387,7 @@ fn build(
     let zone = globals.timezone.unwrap_or(env.system_zone);
     let mut tokens = BTreeMap::new();
     let mut rules = Vec::new();
+    let mut calendars = Vec::new();
     let mut warnings = Vec::new();
     let mut paths = Vec::new();
     for f in files {
@@ -403,6 +413,10 @@ fn build(
                 .into_iter()
                 .filter_map(|d| finish_rule(d, &file, zone, &globals)),
         );
+        for d in f.out.calendars {
+            warnings.extend(d.warnings.iter().cloned());
+            calendars.extend(calendars::finish(d, &file, zone, env));
+        }
         paths.push(file);
     }
     Config {
@@ -420,6 +434,7 @@ fn build(
         retry: globals.retry,
         tokens,
         rules: rules.into(),
+        calendars: calendars.into(),
         warnings,
     }
 }

@@ -13,6 +13,8 @@
 //!   `[tokens.*]`.
 //! - `sections`: where a large file may be cut so that its parts are parsed one at a time.
 //! - `rules`, `rule_profile`: one `[[rules]]` entry and its `[rules.profile]`.
+//! - `calendars`: one `[[calendars]]` entry and its `[[calendars.map]]`; `address`: its URL,
+//!   a secret shown only by scheme and host; `string_pos`: places inside a string value.
 //! - `walk`: typed reads of spanned values that record a located problem instead of failing.
 //!   The small languages inside strings (times, days, dates, durations) are parsed by
 //!   `schedule`'s grammar, the one parser of them in the program.
@@ -32,6 +34,8 @@ use chrono_tz::Tz;
 pub use crate::schedule::Expiry;
 use crate::schedule::{DateRange, Schedule};
 
+mod address;
+mod calendars;
 mod load;
 mod paths;
 mod rule_profile;
@@ -39,10 +43,16 @@ mod rules;
 mod secret;
 mod sections;
 mod span;
+mod string_pos;
 mod token_file;
 mod top;
 mod walk;
 
+pub use address::SecretUrl;
+pub use calendars::{
+    Busy, Calendar, CalendarSource, Feed, MapEntry, MapStatus, Presence, UrlFile, UrlFileCheck,
+    UrlFileError,
+};
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;
 pub use token_file::{ReadError, MAX_TOKEN_FILE, READ_TIMEOUT};
@@ -276,6 +286,8 @@ pub struct Config {
     pub tokens: BTreeMap<String, TokenSource>,
     /// Rules in file order.
     pub rules: std::sync::Arc<[Rule]>,
+    /// Calendars in file order (SPEC §5).
+    pub calendars: std::sync::Arc<[Calendar]>,
     /// Warnings that do not stop the config from loading (e.g. an inline token in a readable
     /// file).
     pub warnings: Vec<String>,
@@ -371,6 +383,14 @@ impl Config {
             }
         }
         report
+    }
+}
+
+impl Config {
+    /// Read every calendar's `url_file` as `run` will (bounded, like token files), so that
+    /// `check` catches a bad one first; a missing one is only a warning from a shell.
+    pub fn check_url_files(&self) -> UrlFileCheck {
+        calendars::check_url_files(&self.calendars)
     }
 }
 

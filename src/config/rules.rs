@@ -330,7 +330,7 @@ fn amount(
 
 /// A required name: `key` holds the name of a `kind` ("rule" for `name`, "token" for the
 /// token a rule uses); a problem at the rule's header when it is missing.
-fn required(
+pub(crate) fn required(
     ctx: &mut Ctx<'_>,
     t: &Table<'_>,
     rule_span: &Range<usize>,
@@ -496,7 +496,7 @@ pub(crate) fn skip_dates(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Vec<Da
 }
 
 /// A value that may be given once or as a non-empty list; `each` checks one item.
-fn one_or_many<T>(
+pub(crate) fn one_or_many<T>(
     ctx: &mut Ctx<'_>,
     what: &str,
     v: &Value<'_>,
@@ -584,7 +584,7 @@ fn status_text<'v>(ctx: &mut Ctx<'_>, label: &str, v: &'v Value<'_>) -> Option<&
 /// rejects a request where one is "" and the other is not
 /// (`must_clear_both_status_text_and_status_emoji`). So exactly one of them being the empty
 /// string is an error, whether the other is set or absent.
-fn half_clear(
+pub(crate) fn half_clear(
     ctx: &mut Ctx<'_>,
     label: &str,
     text: (Option<&Value<'_>>, Option<&str>),

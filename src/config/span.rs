@@ -20,6 +20,11 @@ impl<'t> LineIndex<'t> {
         LineIndex { text, starts }
     }
 
+    /// The text the offsets point into.
+    pub(crate) fn text(&self) -> &'t str {
+        self.text
+    }
+
     /// The 1-based line and column of the byte `offset`. An offset past the end (the parser
     /// reports "unexpected end of input" there) or inside a multibyte character is clamped
     /// to the nearest valid position before it rather than panicking.

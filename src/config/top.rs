@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use toml::de::{DeTable, DeValue};
 
+use super::calendars::{self, CalendarDraft};
 use super::rules::{self, Named, RuleDraft};
 use super::sections;
 use super::walk::{looks_like_token, shown, Ctx, Table, Value};
@@ -27,9 +28,10 @@ const TOP_KEYS: &[&str] = &[
     "retry",
     "tokens",
     "rules",
+    "calendars",
 ];
 /// Keys a drop-in may have.
-const DROP_IN_KEYS: &[&str] = &["tokens", "rules"];
+const DROP_IN_KEYS: &[&str] = &["tokens", "rules", "calendars"];
 /// Keys of `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
     "per_user",
@@ -122,6 +124,8 @@ pub(crate) struct FileOut {
     pub tokens: Vec<TokenDraft>,
     /// `[[rules]]`.
     pub rules: Vec<RuleDraft>,
+    /// `[[calendars]]`.
+    pub calendars: Vec<CalendarDraft>,
 }
 
 /// Sections shorter than this are not cut off on their own: parsing many tiny pieces costs
@@ -173,6 +177,9 @@ fn walk_whole(ctx: &mut Ctx<'_>, text: &str, main: Option<&Path>) -> FileOut {
     if let Some(v) = doc.get("rules") {
         out.rules = rules_list(ctx, v, 1);
     }
+    if let Some(v) = doc.get("calendars") {
+        out.calendars = calendars::list(ctx, v, 1);
+    }
     out
 }
 
@@ -203,8 +210,11 @@ fn walk_sections(
         let doc = DeTable::parse(&text[first.clone()]).ok()?;
         let doc = doc.get_ref();
         // Rules or tokens here would be continued by the sections below, which is beyond
-        // what they can be checked for.
-        if doc.contains_key("rules") || doc.contains_key("tokens") {
+        // what they can be checked for; calendars are walked with the whole file.
+        if ["rules", "tokens", "calendars"]
+            .iter()
+            .any(|k| doc.contains_key(*k))
+        {
             return None;
         }
         top_level(ctx, doc, main, &mut out);
@@ -242,7 +252,7 @@ fn walk_sections(
     Some(out)
 }
 
-/// A drop-in holds only tokens and rules; anything else belongs in the main file.
+/// A drop-in holds only tokens, rules and calendars; anything else belongs in the main file.
 fn drop_in_keys(ctx: &mut Ctx<'_>, doc: &Table<'_>, main: &Path) {
     for key in doc.keys() {
         let k = key.get_ref().as_ref();
@@ -257,8 +267,8 @@ fn drop_in_keys(ctx: &mut Ctx<'_>, doc: &Table<'_>, main: &Path) {
         ctx.error(
             &key.span(),
             format!(
-                "unknown key {} in a drop-in; drop-ins may only hold [tokens.NAME] tables and \
-                 [[rules]], so {hint}",
+                "unknown key {} in a drop-in; drop-ins may only hold [tokens.NAME] tables, \
+                 [[rules]] and [[calendars]], so {hint}",
                 shown(k)
             ),
         );

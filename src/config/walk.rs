@@ -10,6 +10,7 @@ use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
 use super::span::LineIndex;
+use super::string_pos;
 use super::Problem;
 use crate::schedule::parse_duration;
 
@@ -66,13 +67,38 @@ impl<'t> Ctx<'t> {
 
     /// Record a problem at the start of `span`.
     pub(crate) fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        let problem = self.problem(span, message);
+        self.problems.push(problem);
+    }
+
+    /// A problem at the start of `span`, not recorded: for one found later (a `url_file`
+    /// that `check` or `run` reads).
+    pub(crate) fn problem(&self, span: &Range<usize>, message: impl Into<String>) -> Problem {
         let (line, col) = self.lines.position(self.base + span.start);
-        self.problems.push(Problem {
+        Problem {
             file: self.file.clone(),
             line,
             col,
             message: message.into(),
-        });
+        }
+    }
+
+    /// Record a problem at byte `offset` of the value of the string `v` (a place in a regex
+    /// or a template), or at the string's start where the place cannot be told.
+    pub(crate) fn error_inside(
+        &mut self,
+        v: &Value<'_>,
+        offset: usize,
+        message: impl Into<String>,
+    ) {
+        let span = v.span();
+        let raw = self
+            .lines
+            .text()
+            .get(self.base + span.start..self.base + span.end)
+            .unwrap_or("");
+        let at = span.start + string_pos::raw_offset(raw, offset).unwrap_or(0);
+        self.error(&(at..at), message);
     }
 
     /// How many problems have been recorded; a rule compares it before and after its checks
