@@ -20,7 +20,7 @@ use super::paths::{self, Env};
 use super::rules::{self, Named};
 use super::token_file::{self, ReadError};
 use super::walk::{entry, shown, Ctx, Table, Value};
-use super::Problem;
+use super::{Presence, Problem};
 use crate::calendar::template::Template;
 
 /// Every key a calendar may have.
@@ -167,15 +167,6 @@ impl Busy {
             Busy::Oof => "oof",
         }
     }
-}
-
-/// A presence to set (SPEC §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
-    /// `away`.
-    Away,
-    /// `auto`: Slack decides from activity.
-    Auto,
 }
 
 /// The status a map entry sets: both templates (an absent one is empty, as for rules).
@@ -773,10 +764,9 @@ fn busy(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Option<Busy> {
 /// `presence`: `away` or `auto`.
 fn presence(ctx: &mut Ctx<'_>, what: &str, v: &Value<'_>) -> Option<Presence> {
     let s = ctx.string(what, v)?;
-    match s.trim().to_ascii_lowercase().as_str() {
-        "away" => Some(Presence::Away),
-        "auto" => Some(Presence::Auto),
-        _ => {
+    match Presence::parse(&s.trim().to_ascii_lowercase()) {
+        Some(p) => Some(p),
+        None => {
             ctx.error(
                 &v.span(),
                 format!(

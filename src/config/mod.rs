@@ -50,8 +50,7 @@ mod walk;
 
 pub use address::SecretUrl;
 pub use calendars::{
-    Busy, Calendar, CalendarSource, Feed, MapEntry, MapStatus, Presence, UrlFile, UrlFileCheck,
-    UrlFileError,
+    Busy, Calendar, CalendarSource, Feed, MapEntry, MapStatus, UrlFile, UrlFileCheck, UrlFileError,
 };
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;

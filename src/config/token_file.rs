@@ -173,12 +173,14 @@ fn read_bounded(path: &Path) -> Result<String, ReadError> {
     first_line(&bytes)
 }
 
-/// The token in a file's bytes: its first line, trimmed.
+/// The token in a file's bytes: its first line, trimmed (and without the byte-order mark some
+/// Windows editors put first, which would otherwise make a good token fail as `invalid_auth`).
 fn first_line(bytes: &[u8]) -> Result<String, ReadError> {
     if bytes.len() as u64 > MAX_TOKEN_FILE {
         return Err(ReadError::TooLarge);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| ReadError::NotText)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = text.lines().next().unwrap_or("").trim();
     if first.is_empty() {
         return Err(ReadError::Empty);
@@ -189,6 +191,12 @@ fn first_line(bytes: &[u8]) -> Result<String, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_token() {
+        assert_eq!(first_line("\u{feff}xoxp-1\n".as_bytes()).unwrap(), "xoxp-1");
+        assert_eq!(first_line(b"xoxp-2\r\nrest").unwrap(), "xoxp-2");
+    }
 
     #[test]
     fn the_token_is_the_trimmed_first_line() {

@@ -299,11 +299,13 @@ fn globals(ctx: &mut Ctx<'_>, doc: &Table<'_>) -> Globals {
     {
         g.retention = d;
     }
-    if let Some(s) = doc
-        .get("log_level")
-        .and_then(|v| ctx.non_empty("log_level", v))
-    {
-        g.log_level = s.trim().to_string();
+    if let Some(v) = doc.get("log_level") {
+        if let Some(s) = ctx.non_empty("log_level", v) {
+            match log_level_problem(s) {
+                None => g.log_level = s.trim().to_string(),
+                Some(problem) => ctx.error(&v.span(), problem),
+            }
+        }
     }
     if let Some(v) = doc.get("skip_dates") {
         g.skip_dates = rules::skip_dates(ctx, "skip_dates", v);
@@ -534,11 +536,49 @@ fn rules_list(ctx: &mut Ctx<'_>, v: &Value<'_>, first_number: usize) -> Vec<Rule
         .collect()
 }
 
+/// Why `log_level` would not log what its writer meant, if it would not. tracing's filter
+/// takes a bare word it does not know (`infoo`) for a target name, logging nothing else at
+/// all — so a typo would silence every error; each directive must be a level, or
+/// `target=level`.
+fn log_level_problem(text: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level.trim(),
+            Some(_) => directive,
+            None => directive,
+        };
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Some(format!(
+                "log_level {text:?}: {directive:?} is not a level; write one of trace, debug, \
+                 info, warn, error, off, or target=level (e.g. \"info,slack_statusd=debug\")"
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn log_levels_are_levels_or_target_directives() {
+        for ok in [
+            "info",
+            "WARN",
+            "debug,hyper=warn",
+            "slack_statusd=trace",
+            " info , hyper=off ",
+        ] {
+            assert_eq!(log_level_problem(ok), None, "{ok}");
+        }
+        for bad in ["infoo", "verbose", "info,hyper=loud", "=info"] {
+            assert!(log_level_problem(bad).is_some(), "{bad}");
+        }
+    }
 
     /// A config whose tokens and rules are spread over many sections: tokens between
     /// rules, sub-tables of rules, and values over several lines.

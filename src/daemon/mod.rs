@@ -298,6 +298,12 @@ impl Daemon {
             }
             if let Some(h) = self.workers.remove(&name) {
                 stop(h.stop, h.task).await;
+                // Its worker has ended: an outcome it could not record (the database refused
+                // it until the stop) leaves rows claimed, which the new worker would never
+                // see and newer rows would overtake. Put them back, as a restart would.
+                self.queue
+                    .recover_token_in_flight(Some(&name), self.clock.now())
+                    .await?;
                 // A changed token gets its held rows back.
                 let released = self
                     .queue

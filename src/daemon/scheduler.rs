@@ -226,6 +226,7 @@ impl Scheduler {
                     }
                 }
                 Err(e) => {
+                    self.queue.note_error(&e);
                     tracing::error!(error = %e, "queue error while scheduling; retrying in 1s");
                     Duration::from_secs(1)
                 }

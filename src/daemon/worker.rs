@@ -125,7 +125,11 @@ impl Worker {
         retry: RetryPolicy,
     ) -> Result<Worker, QueueError> {
         let mut limiter = TokenLimiter::new(limits);
-        let since = clock.now() - TimeDelta::from_std(limits.window).unwrap_or(TimeDelta::MAX);
+        let now = clock.now();
+        let since = TimeDelta::from_std(limits.window)
+            .ok()
+            .and_then(|w| now.checked_sub_signed(w))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         for (user, at) in queue.sends_since(&token, since).await? {
             limiter.record(user.as_deref(), at);
         }
@@ -194,7 +198,17 @@ impl Worker {
             let now = self.clock.now();
             match guarded(self.sender.get_profile(target), shutdown).await {
                 Some(Outcome::Ok { profile, .. }) => {
-                    let ours = self.queue.last_sent_status(target).await?;
+                    let ours = match self.queue.last_sent_status(target).await {
+                        Ok(ours) => ours,
+                        // A sent row edited by hand into nonsense says nothing of ours.
+                        Err(QueueError::BadPatch { .. }) => None,
+                        Err(e) => {
+                            // Hand the rows back before giving up on this step, or they would
+                            // stay claimed while newer rows of the target went out past them.
+                            self.record(&batch, &Finish::Requeue, now, shutdown).await?;
+                            return Err(e);
+                        }
+                    };
                     if profile.is_some_and(|p| is_manual(&p, ours.as_ref(), now.timestamp())) {
                         batch.plan.skip_status();
                         tracing::info!(target = %target, ids = ?batch.plan.skipped, "skipped: the user set a status by hand");
@@ -299,7 +313,10 @@ impl Worker {
             Outcome::Transient(error) => {
                 let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0) + 1;
                 let wait = backoff(&self.retry, attempts, rand::random());
-                let retry_at = now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
+                let retry_at = TimeDelta::from_std(wait)
+                    .ok()
+                    .and_then(|w| now.checked_add_signed(w))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 if attempts >= self.retry.max_attempts {
                     tracing::error!(target = %target, ids = ?ids, error = %error, attempts, "failed: out of attempts");
                 } else {
@@ -348,6 +365,8 @@ impl Worker {
                     }
                 }
                 Err(e) => {
+                    // A corrupt database seen by a read is as fatal as one seen by a write.
+                    self.queue.note_error(&e);
                     // The database is busy or broken: keep the rows, try again shortly.
                     tracing::error!(token = %self.token, error = %e, "queue error; retrying in 1s");
                     tokio::select! {

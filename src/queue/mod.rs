@@ -171,6 +171,14 @@ impl Queue {
         self.writer.health()
     }
 
+    /// Take note of an error a caller met (a read, most likely): one that means the database
+    /// cannot be used any more makes [`Health::fatal`] fire, as it would for a write.
+    pub fn note_error(&self, e: &QueueError) {
+        if let Some(reason) = e.fatal_reason() {
+            self.writer.health().declare_fatal(reason);
+        }
+    }
+
     /// Run `work` in a transaction of the writer's; its value once committed.
     async fn write<T: Send + 'static>(&self, work: writer::WriteFn<T>) -> Result<T, QueueError> {
         self.writer.run(work).await
@@ -181,18 +189,33 @@ impl Queue {
     /// Each such request is logged as started at its claim, as a finished one would have been,
     /// so that the throttle counts it. Returns how many rows were recovered.
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<u64, QueueError> {
+        self.recover_token_in_flight(None, now).await
+    }
+
+    /// [`Queue::recover_in_flight`] for the rows of one token (`None`: every token), whose
+    /// worker has stopped — a reload that changed the token cut its last outcome off.
+    pub async fn recover_token_in_flight(
+        &self,
+        token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        let token = token.map(str::to_string);
         self.write(Box::new(move |conn| {
             Box::pin(async move {
                 // A claim stamps all rows of one request with the same `updated_at`.
                 sqlx::query(
                     "INSERT INTO sends (token, user, started_at)
-                     SELECT DISTINCT token, user, updated_at FROM updates WHERE state = 'in_flight'",
+                     SELECT DISTINCT token, user, updated_at FROM updates
+                     WHERE state = 'in_flight' AND (?1 IS NULL OR token = ?1)",
                 )
+                .bind(&token)
                 .execute(&mut *conn)
                 .await?;
                 let done = sqlx::query(
-                    "UPDATE updates SET state = 'pending', updated_at = ? WHERE state = 'in_flight'",
+                    "UPDATE updates SET state = 'pending', updated_at = ?2
+                     WHERE state = 'in_flight' AND (?1 IS NULL OR token = ?1)",
                 )
+                .bind(&token)
                 .bind(ms(now))
                 .execute(&mut *conn)
                 .await?;

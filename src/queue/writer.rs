@@ -299,7 +299,8 @@ impl Health {
         Ok(())
     }
 
-    fn declare_fatal(&self, reason: String) {
+    /// From now on the database is unusable, for `reason`.
+    pub(super) fn declare_fatal(&self, reason: String) {
         let mut slot = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             tracing::error!(database = %self.path.display(), "{reason}");
@@ -444,8 +445,12 @@ impl Writer {
         let conn = self.connection().await?;
         if owns {
             let outcome = work.run(conn).await;
-            if outcome.is_err() {
+            if let Err(e) = &outcome {
                 let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                if !matches!(e, QueueError::Sql(sqlx::Error::Database(_))) {
+                    // Not SQLite's answer but a broken connection: open a new one next time.
+                    self.conn = None;
+                }
             }
             return outcome;
         }
