@@ -10,10 +10,14 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Write control characters as visible escapes: `\n`, `\r`, `\t`, and `\u{1b}` for the rest
-/// (C0 controls, DEL and the C1 controls U+0080–U+009F). Everything else, non-ASCII text
-/// included, is unchanged; text without a control character is returned as it is.
+/// (C0 controls, DEL and the C1 controls U+0080–U+009F), and so also the characters that
+/// rearrange or break what a terminal shows without being controls: the line and paragraph
+/// separators U+2028/U+2029 and the bidirectional embeddings, overrides and isolates
+/// (U+202A–U+202E, U+2066–U+2069), which can make a log line read backwards. Everything
+/// else, non-ASCII text included, is unchanged; text without such a character is returned
+/// as it is.
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
@@ -22,7 +26,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
+            c if needs_escape(c) => {
                 // Writing to a String cannot fail.
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
@@ -30,6 +34,12 @@ pub fn escape(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether `c` must not reach a terminal or a log as it is.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// At most `max_bytes` of `text`: cut at a character boundary, ending with a marker that says
@@ -90,6 +100,9 @@ mod tests {
     fn escape_table() {
         let cases = [
             ("invalid_auth", "invalid_auth"),
+            ("evil\u{202e}txt.exe", "evil\\u{202e}txt.exe"),
+            ("a\u{2028}b\u{2029}c", "a\\u{2028}b\\u{2029}c"),
+            ("\u{2066}x\u{2069}", "\\u{2066}x\\u{2069}"),
             ("", ""),
             ("a\nb", "a\\nb"),
             ("a\r\nb\t", "a\\r\\nb\\t"),
