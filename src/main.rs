@@ -182,7 +182,12 @@ fn command(path: &Path, command: Command) -> anyhow::Result<()> {
         }
         Command::Run { dry_run } => {
             let log_filter = init_logging(&config);
-            runtime()?.block_on(cli::run(config, dry_run, log_filter))?
+            let rt = runtime()?;
+            let done = rt.block_on(cli::run(config, dry_run, log_filter));
+            // A blocking read the daemon gave up on at shutdown (a config swapped for a FIFO)
+            // must not keep the process alive: dropping the runtime would wait for it forever.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            done?
         }
         Command::Set(args) => runtime()?.block_on(cli::set(&config, &args, &mut out))?,
         Command::Queue { action, json } => {

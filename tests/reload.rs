@@ -291,3 +291,28 @@ async fn a_reload_that_shortens_retention_purges_old_rows_without_a_restart() {
     assert_eq!(rows[0].state, State::Sent);
     common::stop(&mut child).await;
 }
+
+/// A config file swapped for a FIFO that nobody writes: the reload it triggers can never
+/// finish reading, and SIGTERM must still stop the daemon at once (exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_daemon_whose_reload_hangs_on_a_fifo_config() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-fifo"]).await;
+    let setup = Setup::new(&slack, "[tokens.me]\ntoken = \"xoxp-fifo\"\n");
+    let mut child = setup.spawn("run.log", &[]);
+    setup.wait_started("run.log").await;
+    std::fs::remove_file(&setup.cfg).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&setup.cfg)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo");
+    // The swap is a change on disk: the daemon starts a reload that blocks on the FIFO. SIGHUP
+    // makes sure one is under way whatever the watcher saw.
+    common::signal(&child, "HUP");
+    let log = setup.path("run.log");
+    wait_for("the reload began", Duration::from_secs(10), || {
+        log_has(&log, "reloading the config")
+    })
+    .await;
+    common::stop(&mut child).await;
+}

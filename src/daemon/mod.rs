@@ -379,13 +379,25 @@ impl Daemon {
     /// the daemon keeps running on the old one; rows already queued are left alone.
     async fn reload(&mut self, trigger: Trigger) {
         notify::reloading();
+        tracing::info!(?trigger, "reloading the config");
         let path: PathBuf = self.config.path.clone();
-        let outcome = match config::load(&path) {
+        let mode = self.mode;
+        // Reading files is blocking, and a file may be anything (a FIFO swapped in for the
+        // config, a token file on a hung mount): read on a blocking thread, and give up on it
+        // at shutdown, so that no config input can make SIGTERM ineffective.
+        let read = tokio::task::spawn_blocking(move || match config::load(&path) {
             Err(e) => Err(format!("{e}")),
-            Ok(new) => match resolve_tokens(&new, self.mode) {
+            Ok(new) => match resolve_tokens(&new, mode) {
                 Err(e) => Err(e.to_string()),
                 Ok(secrets) => Ok((new, secrets)),
             },
+        });
+        let outcome = tokio::select! {
+            read = read => read.unwrap_or_else(|e| Err(format!("reading the config failed: {e}"))),
+            _ = self.shutdown.cancelled() => {
+                tracing::warn!(?trigger, "shutting down while the config was being read; reload abandoned");
+                return;
+            }
         };
         match outcome {
             Err(problems) => {
