@@ -360,3 +360,26 @@ fn check_says_which_keys_need_a_restart() {
         stdout(&o)
     );
 }
+
+/// Keys this version checks but does not act on yet are said plainly, not ignored in silence:
+/// `check` warns (and still exits 0) for calendars and for a rule's dnd/presence/restore.
+#[test]
+fn check_warns_about_keys_not_yet_acted_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[tokens.me]\ntoken_env = \"NOPE\"\n\
+         [[rules]]\nname = \"lunch\"\ntoken = \"me\"\nat = \"12:00\"\nstatus_text = \"Lunch\"\n\
+         expire_after = \"1h\"\nrestore = true\n\
+         [[calendars]]\nname = \"work\"\ntoken = \"me\"\nurl = \"cal.ics\"\n\
+         [[calendars.map]]\nstatus_text = \"{summary}\"\n",
+    );
+    let o = run(&["--config", &cfg, "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("calendars (work) are checked but not yet followed"), "{err}");
+    assert!(err.contains("rules (lunch) use dnd, presence or restore"), "{err}");
+    // Without such keys, no such warning.
+    let o = run(&["--config", &example(), "check"]);
+    assert!(!stderr(&o).contains("not yet"), "{}", stderr(&o));
+}

@@ -343,6 +343,43 @@ pub struct TokenFileCheck {
 }
 
 impl Config {
+    /// Keys this version validates but does not act on yet, said plainly rather than ignored in
+    /// silence: calendars (the calendar source), and a rule's `dnd`, `presence` and `restore`
+    /// (temporary statuses). One warning per kind, naming the first few users of it.
+    pub fn not_yet_acted_on(&self) -> Vec<String> {
+        let (rules, calendars) = (&self.rules, &self.calendars);
+        let names = |mut v: Vec<&str>| {
+            let more = v.len().saturating_sub(3);
+            v.truncate(3);
+            let mut s = v.join(", ");
+            if more > 0 {
+                s.push_str(&format!(" and {more} more"));
+            }
+            s
+        };
+        let mut out = Vec::new();
+        if !calendars.is_empty() {
+            out.push(format!(
+                "calendars ({}) are checked but not yet followed by this version of slack-statusd: \
+                 they set no status",
+                names(calendars.iter().map(|c| c.name.as_str()).collect())
+            ));
+        }
+        let parts: Vec<&str> = rules
+            .iter()
+            .filter(|r| r.dnd.is_some() || r.presence.is_some() || r.restore)
+            .map(|r| r.name.as_str())
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!(
+                "rules ({}) use dnd, presence or restore, which are checked but not yet sent by \
+                 this version of slack-statusd: their status and profile fields still go out",
+                names(parts)
+            ));
+        }
+        out
+    }
+
     /// Read every token's value. Returns the tokens that resolved and an error for each that
     /// did not; the caller decides whether a missing token is fatal (it is not in `--dry-run`).
     pub fn resolve_tokens(&self) -> (BTreeMap<String, Secret>, Vec<TokenError>) {

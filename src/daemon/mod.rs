@@ -222,6 +222,9 @@ pub async fn run(
     ));
 
     release_freed_memory();
+    for w in daemon.config.not_yet_acted_on() {
+        tracing::warn!("{w}");
+    }
     let status = daemon.status_line().await;
     tracing::info!(
         rules = daemon.config.rules.len(),
@@ -410,7 +413,7 @@ impl Daemon {
                 );
             }
             Ok((new, secrets)) => {
-                for w in &new.warnings {
+                for w in new.warnings.iter().chain(&new.not_yet_acted_on()) {
                     tracing::warn!("{w}");
                 }
                 if new.database != self.config.database || new.api_url != self.config.api_url {
