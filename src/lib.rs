@@ -7,6 +7,8 @@
 //! - [`config`]: the TOML file and drop-ins → a validated [`config::Config`], or every problem
 //!   with file:line:col.
 //! - [`schedule`]: pure firing arithmetic — next firing, DST mapping, skip dates, expiry.
+//! - [`calendar`]: pure iCalendar handling — parse a feed, expand occurrences, compute the
+//!   timeline of status changes.
 //! - [`profile`]: the payload of one update, split into merge groups.
 //! - [`queue`]: the durable SQLite queue (the only module with SQL) and the pure merge.
 //! - [`throttle`]: when a request may start — sliding-window limits and backoff (pure).
@@ -17,6 +19,7 @@
 //!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
 //! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
 
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
