@@ -139,8 +139,13 @@ pub fn expand(
                 remove_matching(&mut starts, rid, ez, zone);
             }
         }
+        // Local starts in and just after a DST gap map to one instant: one occurrence.
+        let mut previous = None;
         for local in starts {
-            push_occurrence(&mut found, index, event, local, ez, zone, &me, window);
+            let at = local_to_instant(if event.start.is_date() { zone } else { ez }, local);
+            if previous.replace(at) != Some(at) {
+                push_occurrence(&mut found, index, event, local, ez, zone, &me, window);
+            }
         }
         for &(i, o) in own {
             push_single(&mut found, i, o, o.start, zone, &me, window);

@@ -221,6 +221,9 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             (Some(_), _) => {} // inside a VALARM or another nested component
         }
     }
+    // DTSTART and DTEND with the same unknown TZID say the same thing once.
+    out.warnings
+        .dedup_by(|a, b| a.uid == b.uid && a.message == b.message);
     if let Some((start, _, _)) = depth_in_event {
         out.warnings.push(Warning {
             line: start,
