@@ -25,9 +25,8 @@ type Row = (
     Option<Ignored>,
 );
 
-fn rows(
-    occurrences: &[Occurrence],
-) -> Vec<(
+/// A [`Row`] with owned text, as compared.
+type Owned = (
     String,
     String,
     String,
@@ -35,7 +34,9 @@ fn rows(
     Busy,
     Option<String>,
     Option<Ignored>,
-)> {
+);
+
+fn rows(occurrences: &[Occurrence]) -> Vec<Owned> {
     occurrences
         .iter()
         .map(|o| {
@@ -52,17 +53,7 @@ fn rows(
         .collect()
 }
 
-fn want(
-    rows: &[Row],
-) -> Vec<(
-    String,
-    String,
-    String,
-    bool,
-    Busy,
-    Option<String>,
-    Option<Ignored>,
-)> {
+fn want(rows: &[Row]) -> Vec<Owned> {
     rows.iter()
         .map(|&(uid, s, e, all_day, busy, summary, ignored)| {
             (
@@ -105,7 +96,7 @@ const TO: &str = "2026-12-15T00:00:00Z";
 fn google_weekly_with_exdate_override_all_day_private_and_declined() {
     let (occ, warnings) = run(include_bytes!("data/calendars/google.ics"), FROM, TO);
     assert_eq!(warnings, Vec::<String>::new());
-    use Busy::{Busy as B, Free, Oof, Tentative};
+    use Busy::{Busy as B, Free};
     assert_eq!(
         rows(&occ),
         want(&[
@@ -232,7 +223,7 @@ fn outlook_windows_zones_custom_vtimezone_oof_and_cancelled() {
 fn apple_count_until_interval_tentative_and_yearly_all_day() {
     let (occ, warnings) = run(include_bytes!("data/calendars/apple.ics"), FROM, TO);
     assert_eq!(warnings, Vec::<String>::new());
-    use Busy::{Busy as B, Free, Oof, Tentative};
+    use Busy::{Busy as B, Free, Tentative};
     let focus = |d: &'static str, s: &'static str, e: &'static str| -> Row {
         let _ = d;
         ("6B29FC40-CA4", s, e, false, B, Some("Focus time"), None)
@@ -274,7 +265,7 @@ fn apple_count_until_interval_tentative_and_yearly_all_day() {
 #[test]
 fn fastmail_vendor_tzid_rdate_date_exdate_floating_and_broken_events() {
     let (occ, warnings) = run(include_bytes!("data/calendars/fastmail.ics"), FROM, TO);
-    use Busy::{Busy as B, Free, Oof, Tentative};
+    use Busy::Busy as B;
     assert_eq!(
         rows(&occ),
         want(&[

@@ -15,9 +15,11 @@ use chrono_tz::Tz;
 use super::parse::{Busy, Event, Freq, Length, Rule, Time, Warning};
 use crate::schedule::local_to_instant;
 
-/// The most occurrences generated for one rule, counted from its DTSTART. A daily rule from
-/// 1970 needs about 20,000; the cap keeps a hostile `FREQ=SECONDLY` from costing minutes.
-const MAX_GENERATED: usize = 200_000;
+/// The most occurrences generated for one rule. Rules without COUNT start their walk just
+/// before the window (`skip_ahead`), so this is about a window's worth (a 5-minute rule over
+/// 14 days is 4,032; a daily one with COUNT from 2013 is 5,000); a rule with COUNT walks
+/// from DTSTART. The cap keeps a hostile `FREQ=SECONDLY` from costing seconds.
+const MAX_GENERATED: usize = 5_000;
 
 /// Why an occurrence is listed but never shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,8 +115,8 @@ pub fn expand(
                         line: 0,
                         uid: Some(event.uid.clone()),
                         message: format!(
-                            "RRULE produces more than {MAX_GENERATED} occurrences before the \
-                             window; later ones are not expanded"
+                            "RRULE produces more than {MAX_GENERATED} occurrences; the later \
+                             ones are not expanded"
                         ),
                     });
                 }
@@ -216,7 +218,12 @@ fn local_starts(
         // Local times past the window's end (plus a day for any zone offset and a day for
         // an occurrence that moves out of a gap) cannot start inside it.
         let last = window.to.with_timezone(&ez).naive_local() + TimeDelta::days(2);
-        let (generated, cut) = recur(rule, first, event.start.is_date(), ez, calendar, last)?;
+        // Occurrences that start this early cannot reach the window, whatever their length.
+        let earliest = window.from.with_timezone(&ez).naive_local()
+            - TimeDelta::days(2)
+            - nominal_length(event, calendar);
+        let span = (first, earliest, last);
+        let (generated, cut) = recur(rule, span, event.start.is_date(), ez, calendar)?;
         truncated = cut;
         starts.extend(generated);
     }
@@ -248,14 +255,16 @@ fn remove_matching(starts: &mut Vec<NaiveDateTime>, rid: Time, ez: Tz, calendar:
 
 /// The rule's local starts up to `last`, DTSTART counted as the first (RFC 5545 §3.8.5.3:
 /// also when the rule would not produce it, and toward COUNT).
+///
+/// `span` is (DTSTART, the earliest start that can matter, the latest), all local.
 fn recur(
     rule: &Rule,
-    first: NaiveDateTime,
+    span: (NaiveDateTime, NaiveDateTime, NaiveDateTime),
     all_day: bool,
     ez: Tz,
     calendar: Tz,
-    last: NaiveDateTime,
 ) -> Result<(Vec<NaiveDateTime>, bool), String> {
+    let (first, earliest, last) = span;
     let as_utc = |n: NaiveDateTime| rrule::Tz::UTC.from_utc_datetime(&n);
     let until = rule.until.map(|u| match u {
         // A DATE UNTIL on a timed event includes that whole local day.
@@ -308,7 +317,12 @@ fn recur(
         .by_week_no(rule.by_week_no.clone())
         .by_month(&months)
         .by_set_pos(rule.by_set_pos.clone());
-    let set = r.build(as_utc(first)).map_err(|e| {
+    let skipped_to = skip_ahead(rule, first, earliest);
+    if until.is_some_and(|u| u < skipped_to) {
+        // The rule ended before the window; the engine would refuse UNTIL < DTSTART.
+        return Ok((Vec::new(), false));
+    }
+    let set = r.build(as_utc(skipped_to)).map_err(|e| {
         let e: String = e.to_string().chars().take(200).collect();
         format!("RRULE cannot be expanded ({e}); the event is skipped")
     })?;
@@ -327,12 +341,51 @@ fn recur(
         out.push(local);
     }
     // DTSTART is the first occurrence even when the rule would not produce it; with COUNT
-    // it takes one of the rule's places.
+    // it takes one of the rule's places. (With COUNT nothing is skipped.)
     if out.first() != Some(&first) && rule.count.is_some() {
         let count = rule.count.unwrap_or(0) as usize;
         out.truncate(count.saturating_sub(1));
     }
     Ok((out, cut))
+}
+
+/// Where to start the rule's walk: DTSTART moved forward by whole periods (INTERVAL × one
+/// second, minute, hour, day or week) to just before `earliest`. On naive wall time these
+/// periods have a fixed length, so the moved start keeps the rule's phase (time of day,
+/// weekday, week parity) and the rule produces exactly the occurrences it would have from
+/// DTSTART; this keeps a daily rule begun years ago, or a MINUTELY one, from walking every
+/// past occurrence. Months and years vary in length, and COUNT needs every occurrence
+/// counted, so those rules start at DTSTART.
+fn skip_ahead(rule: &Rule, first: NaiveDateTime, earliest: NaiveDateTime) -> NaiveDateTime {
+    let unit: i64 = match rule.freq {
+        Freq::Secondly => 1,
+        Freq::Minutely => 60,
+        Freq::Hourly => 3_600,
+        Freq::Daily => 86_400,
+        Freq::Weekly => 604_800,
+        Freq::Monthly | Freq::Yearly => return first,
+    };
+    if rule.count.is_some() || earliest <= first {
+        return first;
+    }
+    let period = unit * i64::from(rule.interval);
+    let periods = (earliest - first).num_seconds() / period;
+    periods
+        .checked_mul(period)
+        .and_then(|s| first.checked_add_signed(TimeDelta::seconds(s)))
+        .unwrap_or(first)
+}
+
+/// About how long one occurrence lasts on the wall clock, for the skip-ahead margin; at
+/// least zero, at most the ten years a DURATION may have.
+fn nominal_length(event: &Event, calendar: Tz) -> TimeDelta {
+    let length = match event.length {
+        Length::End(end) => instant(end, calendar) - instant(event.start, calendar),
+        Length::Duration { days, seconds } => TimeDelta::days(days) + TimeDelta::seconds(seconds),
+        Length::Default if event.start.is_date() => TimeDelta::days(1),
+        Length::Default => TimeDelta::zero(),
+    };
+    length.clamp(TimeDelta::zero(), TimeDelta::days(3_660))
 }
 
 /// An override, or an override without a master: one occurrence at its own DTSTART.

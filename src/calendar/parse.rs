@@ -704,6 +704,33 @@ fn parse_rule(
         }
     }
     rule.freq = freq.ok_or("it has no FREQ")?;
+    // RFC 5545 §3.3.10's ranges. Checked here because the engine accepts some values no date
+    // can match (BYMONTHDAY=-36) and then walks 100,000 periods looking for one.
+    let ranges_hold = rule.by_second.iter().all(|&v| v <= 60)
+        && rule.by_minute.iter().all(|&v| v <= 59)
+        && rule.by_hour.iter().all(|&v| v <= 23)
+        && rule
+            .by_month_day
+            .iter()
+            .all(|&v| v != 0 && (-31..=31).contains(&v))
+        && rule
+            .by_year_day
+            .iter()
+            .all(|&v| v != 0 && (-366..=366).contains(&v))
+        && rule
+            .by_week_no
+            .iter()
+            .all(|&v| v != 0 && (-53..=53).contains(&v))
+        && rule.by_month.iter().all(|&v| (1..=12).contains(&v))
+        && rule
+            .by_set_pos
+            .iter()
+            .all(|&v| v != 0 && (-366..=366).contains(&v));
+    if !ranges_hold {
+        return Err(
+            "a BYxxx value is out of RFC 5545's range (e.g. BYMONTHDAY beyond ±31)".to_owned(),
+        );
+    }
     if rule.count.is_some() && rule.until.is_some() {
         return Err("it has both COUNT and UNTIL, which RFC 5545 forbids".to_owned());
     }
