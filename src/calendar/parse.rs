@@ -434,10 +434,10 @@ fn event(
         .filter(|l| l.name == "ATTENDEE")
         .map(|l| {
             let address = l.value.trim();
-            let address = if address.len() >= 7 && address[..7].eq_ignore_ascii_case("mailto:") {
-                &address[7..]
-            } else {
-                address
+            // `get` and not `[..7]`: the seventh byte may fall inside a character.
+            let address = match address.get(..7) {
+                Some(scheme) if scheme.eq_ignore_ascii_case("mailto:") => &address[7..],
+                _ => address,
             };
             let partstat = l
                 .param("PARTSTAT")
@@ -1028,6 +1028,17 @@ mod tests {
         assert_eq!(by_day("FR"), Some((None, Weekday::Fri)));
         assert_eq!(by_day("0FR"), None);
         assert_eq!(by_day("ÄFR"), None);
+    }
+
+    #[test]
+    fn an_attendee_address_cut_inside_a_character_does_not_panic() {
+        let feed = "BEGIN:VEVENT\nUID:a\nDTSTART:20261201T100000Z\nATTENDEE;PARTSTAT=DECLINED:mailto\u{fffd}-:x@y\nATTENDEE;PARTSTAT=DECLINED:MAILTO:Me@Example.com\nEND:VEVENT\n";
+        let parsed = parse(feed.as_bytes());
+        assert_eq!(
+            parsed.events[0].attendees[1],
+            ("me@example.com".to_owned(), "DECLINED".to_owned())
+        );
+        assert_eq!(parsed.events[0].attendees[0].0, "mailto\u{fffd}-:x@y");
     }
 
     #[test]
