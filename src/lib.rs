@@ -8,6 +8,8 @@
 //! - [`config`]: the TOML file and drop-ins → a validated [`config::Config`], or every problem
 //!   with file:line:col.
 //! - [`schedule`]: pure firing arithmetic — next firing, DST mapping, skip dates, expiry.
+//! - [`calendar`]: pure iCalendar handling — parse a feed, expand occurrences, compute the
+//!   timeline of status changes.
 //! - [`profile`]: the payload of one update, split into merge groups.
 //! - [`queue`]: the durable SQLite queue (the only module with SQL) and the pure merge.
 //! - [`throttle`]: when a request may start — sliding-window limits and backoff (pure).

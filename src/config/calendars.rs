@@ -21,6 +21,7 @@ use super::rules::{self, Named};
 use super::token_file::{self, ReadError};
 use super::walk::{entry, shown, Ctx, Table, Value};
 use super::{Presence, Problem};
+pub use crate::calendar::Busy;
 use crate::calendar::template::Template;
 
 /// Every key a calendar may have.
@@ -131,42 +132,6 @@ pub struct UrlFileError {
     /// Whether the file simply does not exist (a warning for `check` from a shell, as for
     /// token files: the service resolves it in its own credentials directory).
     pub not_found: bool,
-}
-
-/// An event's busy state (SPEC §5: `X-MICROSOFT-CDO-BUSYSTATUS`, else TRANSP and STATUS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Busy {
-    /// `free`.
-    Free,
-    /// `tentative`.
-    Tentative,
-    /// `busy`.
-    Busy,
-    /// `oof`: out of office.
-    Oof,
-}
-
-impl Busy {
-    /// The value as written in the config, from any case.
-    pub fn parse(text: &str) -> Option<Busy> {
-        Some(match text.trim().to_ascii_lowercase().as_str() {
-            "free" => Busy::Free,
-            "tentative" => Busy::Tentative,
-            "busy" => Busy::Busy,
-            "oof" => Busy::Oof,
-            _ => return None,
-        })
-    }
-
-    /// The config's (and `preview --events`') name of the state.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Busy::Free => "free",
-            Busy::Tentative => "tentative",
-            Busy::Busy => "busy",
-            Busy::Oof => "oof",
-        }
-    }
 }
 
 /// The status a map entry sets: both templates (an absent one is empty, as for rules).
