@@ -377,8 +377,14 @@ fn check_warns_about_keys_not_yet_acted_on() {
     let o = run(&["--config", &cfg, "check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("calendars (work) are checked but not yet followed"), "{err}");
-    assert!(err.contains("rules (lunch) use dnd, presence or restore"), "{err}");
+    assert!(
+        err.contains("calendars (work) are checked but not yet followed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rules (lunch) use dnd, presence or restore"),
+        "{err}"
+    );
     // Without such keys, no such warning.
     let o = run(&["--config", &example(), "check"]);
     assert!(!stderr(&o).contains("not yet"), "{}", stderr(&o));

@@ -21,8 +21,8 @@ use super::rules::{self, Named};
 use super::token_file::{self, ReadError};
 use super::walk::{entry, shown, Ctx, Table, Value};
 use super::{Presence, Problem};
-pub use crate::calendar::Busy;
 use crate::calendar::template::Template;
+pub use crate::calendar::Busy;
 
 /// Every key a calendar may have.
 const CALENDAR_KEYS: &[&str] = &[
