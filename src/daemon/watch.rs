@@ -225,7 +225,8 @@ impl Watches {
     /// it follows the old folder, wherever that was moved.
     fn rewatch(&mut self, fd: &OwnedFd) {
         let new = add_drop_ins_watch(fd, &self.drop_ins_path).unwrap_or_else(|e| {
-            // Only a change of the name `config.d` gets here, so this cannot repeat by itself.
+            // Only events of `config.d` itself or an overflow get here, never the log's
+            // writes, so this line cannot feed itself.
             tracing::warn!(error = %e, folder = %self.drop_ins_path.display(),
                 "cannot watch the drop-in folder; reload with SIGHUP after changing drop-ins");
             None
