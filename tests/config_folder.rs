@@ -1,7 +1,8 @@
 //! The config folder's edge cases, with the real binary: drop-ins that are dangling links,
 //! link loops, FIFOs or folders are skipped with a warning naming each (and a FIFO is never
 //! opened, so nothing blocks); and a daemon logging at trace into a file inside the folder it
-//! watches does not feed itself.
+//! watches does not feed itself; and `config.d/` made, renamed away and replaced, or swapped
+//! as a symlink while the daemon runs, is watched anew and reloads.
 
 mod common;
 
@@ -157,4 +158,146 @@ async fn a_trace_log_inside_the_watched_folder_does_not_feed_itself() {
     })
     .await;
     common::stop(&mut child).await;
+}
+
+/// The main config's body for the `config.d` tests: the token the drop-ins' rules use.
+const BOB: &str = "[tokens.bob]\ntoken_env = \"FOLDER_BOB\"\n";
+
+/// A drop-in with one rule named `rule` for `bob`, firing every second.
+fn tick(rule: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"{rule}\"\ntoken = \"bob\"\ncron = \"* * * * * *\"\nstatus_text = \"{rule}\"\n"
+    )
+}
+
+/// Make the folder `dir` holding the drop-in `file` with rule `rule`.
+fn folder_with(dir: &Path, file: &str, rule: &str) {
+    std::fs::create_dir(dir).unwrap();
+    std::fs::write(dir.join(file), tick(rule)).unwrap();
+}
+
+/// How many queue rows rule `rule` has in the database `db`.
+async fn rows_of(db: &Path, rule: &str) -> usize {
+    common::rows(db)
+        .await
+        .iter()
+        .filter(|u| u.rule.as_deref() == Some(rule))
+        .count()
+}
+
+/// A fake Slack that knows bob's token, and a folder whose config declares it.
+async fn bob_setup() -> (FakeSlack, Setup) {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-bob"]).await;
+    let setup = Setup::new(&slack, BOB);
+    (slack, setup)
+}
+
+/// Start the daemon with bob's token, logging to `daemon.log`, and wait until it has started.
+async fn start_bob(setup: &Setup) -> std::process::Child {
+    let daemon = setup.spawn("daemon.log", &[("FOLDER_BOB", "xoxp-bob")]);
+    setup.wait_started("daemon.log").await;
+    daemon
+}
+
+/// Wait until rule `rule` has rows in `db`.
+async fn wait_fires(db: &Path, rule: &str) {
+    let what = format!("rows of {rule}");
+    common::wait_until(&what, DEADLINE, || async { rows_of(db, rule).await > 0 }).await;
+}
+
+/// How many reloads the daemon logged to `log` so far.
+fn reloads(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |t| t.matches("reloaded").count())
+}
+
+/// Wait until the daemon logging to `log` has reloaded more than `before` times and rule
+/// `rule` has rows in `db`.
+async fn wait_reload_with_rows(log: &Path, before: usize, db: &Path, rule: &str) {
+    wait_for(&format!("reload number {}", before + 1), DEADLINE, || {
+        reloads(log) > before
+    })
+    .await;
+    wait_fires(db, rule).await;
+}
+
+/// Write the drop-in `path` with rule `rule`, and wait until the daemon logging to `log` has
+/// reloaded once more and that rule has rows in `db`.
+async fn write_and_wait_reload(log: &Path, db: &Path, path: &Path, rule: &str) {
+    let before = reloads(log);
+    std::fs::write(path, tick(rule)).unwrap();
+    wait_reload_with_rows(log, before, db, rule).await;
+}
+
+/// Wait until rule `new` has two more rows than now, then assert that rule `old`, which the
+/// reload removed, got none meanwhile.
+async fn assert_replaced(db: &Path, old: &str, new: &str) {
+    let old_rows = rows_of(db, old).await;
+    let new_rows = rows_of(db, new).await;
+    let what = format!("{new} fires twice more");
+    common::wait_until(&what, DEADLINE, || async {
+        rows_of(db, new).await >= new_rows + 2
+    })
+    .await;
+    assert_eq!(rows_of(db, old).await, old_rows, "{old} stopped firing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_d_made_while_running_is_watched_and_reloads() {
+    let (_slack, setup) = bob_setup().await;
+    let (log, db) = (setup.path("daemon.log"), setup.db());
+    let mut daemon = start_bob(&setup).await;
+    assert!(!setup.path("config.d").exists());
+
+    // `mkdir config.d && cp alice.toml config.d/`, at once: the drop-in may be written
+    // before the daemon sees the folder.
+    let d = setup.path("config.d");
+    folder_with(&d, "alice.toml", "alice-tick");
+    wait_reload_with_rows(&log, 0, &db, "alice-tick").await;
+
+    // The new folder is watched: a second drop-in, written once the first reload is done,
+    // reloads again.
+    write_and_wait_reload(&log, &db, &d.join("carol.toml"), "carol-tick").await;
+    common::stop(&mut daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_d_renamed_away_and_replaced_reloads_the_new_one() {
+    let (_slack, setup) = bob_setup().await;
+    let (log, db) = (setup.path("daemon.log"), setup.db());
+    let d = setup.path("config.d");
+    folder_with(&d, "old.toml", "old-tick");
+    let mut daemon = start_bob(&setup).await;
+    wait_fires(&db, "old-tick").await;
+
+    // `mv config.d config.d.old`, and a new folder, filled elsewhere, renamed into its place.
+    std::fs::rename(&d, setup.path("config.d.old")).unwrap();
+    let next = setup.path("config.d.next");
+    folder_with(&next, "new.toml", "new-tick");
+    std::fs::rename(&next, &d).unwrap();
+    wait_reload_with_rows(&log, 0, &db, "new-tick").await;
+    assert_replaced(&db, "old-tick", "new-tick").await;
+
+    // The new folder is watched, not the old one that moved away: an edit in it reloads.
+    write_and_wait_reload(&log, &db, &d.join("new.toml"), "newer-tick").await;
+    common::stop(&mut daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_d_symlink_swapped_atomically_reloads_the_new_target() {
+    let (_slack, setup) = bob_setup().await;
+    let (log, db) = (setup.path("daemon.log"), setup.db());
+    folder_with(&setup.path("v1"), "rules.toml", "v1-tick");
+    folder_with(&setup.path("v2"), "rules.toml", "v2-tick");
+    let d = setup.path("config.d");
+    std::os::unix::fs::symlink("v1", &d).unwrap();
+    let mut daemon = start_bob(&setup).await;
+    wait_fires(&db, "v1-tick").await;
+
+    // `ln -s v2 config.d.tmp && mv -T config.d.tmp config.d`: one rename swaps the link.
+    let tmp = setup.path("config.d.tmp");
+    std::os::unix::fs::symlink("v2", &tmp).unwrap();
+    std::fs::rename(&tmp, &d).unwrap();
+    wait_reload_with_rows(&log, 0, &db, "v2-tick").await;
+    assert_replaced(&db, "v1-tick", "v2-tick").await;
+    common::stop(&mut daemon).await;
 }

@@ -8,6 +8,11 @@
 //! kernel is asked only for events that finish a change (a write closed, a name created,
 //! moved or deleted, a mode changed), never for each `write(2)` (`IN_MODIFY`) or `open(2)`;
 //! and every event is filtered by name before anything else happens, without a log line.
+//!
+//! `config.d/` may appear, go, or be replaced (renamed away, a symlink swapped) while the
+//! daemon runs, so its name in the config folder is watched too: each event naming it reloads
+//! and re-adds the drop-ins watch on whatever `config.d` now is. The old watch followed the
+//! old folder's inode wherever it went, so it is removed rather than trusted.
 //! (The `notify` crate subscribed to both and logged each event at trace level: with
 //! `RUST_LOG=trace` and the log file in the config folder, each line it wrote produced the
 //! next one, at full CPU.)
@@ -35,6 +40,13 @@ const MASK: u32 = libc::IN_CLOSE_WRITE
     | libc::IN_ATTRIB
     | libc::IN_ONLYDIR;
 
+/// The drop-ins folder's mask: [`MASK`], and the folder itself moved or deleted, which is
+/// all the config folder would not see when `config.d` is a symlink to a folder elsewhere.
+const DROP_INS_MASK: u32 = MASK | libc::IN_MOVE_SELF | libc::IN_DELETE_SELF;
+
+/// The drop-ins folder's name in the config folder, as the loader reads it.
+const DROP_IN_DIR: &str = "config.d";
+
 /// Why a reload was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -54,14 +66,46 @@ pub enum Folder {
 }
 
 /// Whether a change to the entry `name` of `folder` concerns the config file named
-/// `config_name`: the file itself, or a drop-in (`*.toml`, not hidden, as the loader reads).
+/// `config_name`: the file itself, the drop-ins folder (the set of drop-ins may have changed),
+/// or a drop-in (`*.toml`, not hidden, as the loader reads).
 pub fn is_relevant(folder: Folder, name: &OsStr, config_name: &OsStr) -> bool {
     match folder {
-        Folder::Config => name == config_name,
+        Folder::Config => name == config_name || name == DROP_IN_DIR,
         Folder::DropIns => {
             let n = name.as_bytes();
             n.ends_with(b".toml") && !n.starts_with(b".")
         }
+    }
+}
+
+/// What one inotify event asks for; ordered by how much, so a batch asks for its maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Action {
+    /// Nothing: another file, or a watch already replaced.
+    Ignore,
+    /// A reload.
+    Reload,
+    /// A reload, and the drop-ins watch added anew on whatever `config.d` now is.
+    Rewatch,
+}
+
+/// What the event `e` asks for, given the folder its watch descriptor stands for (`None`:
+/// one no longer watched, such as the `IN_IGNORED` that follows our own removal of an old
+/// drop-ins watch). Pure: the caller looks the folder up and carries the action out.
+fn action(e: &RawEvent, folder: Option<Folder>, config_name: &OsStr) -> Action {
+    // After an overflow anything may have changed, `config.d` too.
+    if e.mask & libc::IN_Q_OVERFLOW != 0 {
+        return Action::Rewatch;
+    }
+    let Some(folder) = folder else {
+        return Action::Ignore;
+    };
+    let gone = libc::IN_MOVE_SELF | libc::IN_DELETE_SELF | libc::IN_IGNORED;
+    match folder {
+        Folder::Config if e.name == DROP_IN_DIR => Action::Rewatch,
+        Folder::DropIns if e.mask & gone != 0 => Action::Rewatch,
+        _ if is_relevant(folder, &e.name, config_name) => Action::Reload,
+        _ => Action::Ignore,
     }
 }
 
@@ -134,58 +178,101 @@ pub fn watch_files(
     }
     // SAFETY: `fd` was just created and is owned by nothing else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let config_wd = add_watch(&fd, &dir)?;
-    let dropins = dir.join("config.d");
-    let dropins_wd = if dropins.is_dir() {
-        Some(add_watch(&fd, &dropins)?)
-    } else {
-        None
+    let config_wd = add_watch(&fd, &dir, MASK)?;
+    let drop_ins_path = dir.join(DROP_IN_DIR);
+    let drop_ins = add_drop_ins_watch(&fd, &drop_ins_path)?;
+    let watches = Watches {
+        config: config_wd,
+        drop_ins,
+        drop_ins_path,
     };
     // SAFETY: the AsyncFd owns the descriptor, which stays open and is never replaced
     // until the AsyncFd is dropped.
     let fd = unsafe { AsyncFd::register(fd)? };
     let stop = shutdown.child_token();
     let (raw_tx, raw_rx) = mpsc::channel::<()>(1);
-    let folder_of = move |wd: i32| {
-        if wd == config_wd {
-            Some(Folder::Config)
-        } else if Some(wd) == dropins_wd {
-            Some(Folder::DropIns)
-        } else {
-            None
-        }
-    };
-    tokio::spawn(read_events(
-        fd,
-        folder_of,
-        config_name,
-        raw_tx,
-        stop.clone(),
-    ));
+    tokio::spawn(read_events(fd, watches, config_name, raw_tx, stop.clone()));
     tokio::spawn(debounce(raw_rx, tx, stop.clone()));
     Ok(FileWatch {
         _stop: stop.drop_guard(),
     })
 }
 
-/// Add an inotify watch on the folder `dir`.
-fn add_watch(fd: &OwnedFd, dir: &Path) -> io::Result<i32> {
+/// The watch descriptors in use, and what they stand for.
+struct Watches {
+    /// The config file's folder; watched for as long as the daemon runs.
+    config: i32,
+    /// `config.d/`, when it exists. Replaced whenever the name `config.d` changes, so events
+    /// of a folder that was renamed away stop counting.
+    drop_ins: Option<i32>,
+    /// Where `config.d` is, so that it can be watched again.
+    drop_ins_path: PathBuf,
+}
+
+impl Watches {
+    /// Which folder the watch descriptor `wd` stands for, if it is still in use.
+    fn folder_of(&self, wd: i32) -> Option<Folder> {
+        if wd == self.config {
+            Some(Folder::Config)
+        } else if Some(wd) == self.drop_ins {
+            Some(Folder::DropIns)
+        } else {
+            None
+        }
+    }
+
+    /// Watch whatever `config.d` is now (nothing when it is gone), and remove the old watch:
+    /// it follows the old folder, wherever that was moved.
+    fn rewatch(&mut self, fd: &OwnedFd) {
+        let new = add_drop_ins_watch(fd, &self.drop_ins_path).unwrap_or_else(|e| {
+            // Only events of `config.d` itself or an overflow get here, never the log's
+            // writes, so this line cannot feed itself.
+            tracing::warn!(error = %e, folder = %self.drop_ins_path.display(),
+                "cannot watch the drop-in folder; reload with SIGHUP after changing drop-ins");
+            None
+        });
+        // The same folder (renamed away and back) keeps its descriptor; never remove the
+        // config folder's, should `config.d` lead back to it.
+        if let Some(old) = self
+            .drop_ins
+            .filter(|&old| Some(old) != new && old != self.config)
+        {
+            // SAFETY: a valid descriptor and a watch descriptor; removing one the kernel has
+            // already dropped (the folder was deleted) fails with EINVAL and changes nothing.
+            unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), old) };
+        }
+        self.drop_ins = new;
+    }
+}
+
+/// Add an inotify watch on the folder `dir` for the events `mask`.
+fn add_watch(fd: &OwnedFd, dir: &Path, mask: u32) -> io::Result<i32> {
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
     // SAFETY: a valid descriptor and a NUL-terminated path that outlives the call.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), MASK) };
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) };
     if wd < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(wd)
 }
 
+/// Watch the drop-ins folder at `path` (following a symlink, as the loader does); `None`
+/// when there is no folder there, which the loader takes as no drop-ins.
+fn add_drop_ins_watch(fd: &OwnedFd, path: &Path) -> io::Result<Option<i32>> {
+    match add_watch(fd, path, DROP_INS_MASK) {
+        Ok(wd) => Ok(Some(wd)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Read inotify events until `stop`, and send `()` on `raw` for each batch that holds a
-/// relevant one (or an overflow, after which anything may have changed). Nothing is logged
-/// per event.
+/// relevant one (or an overflow, after which anything may have changed), after re-adding the
+/// drop-ins watch if the batch asks for it. Nothing is logged per event.
 async fn read_events(
     fd: AsyncFd<OwnedFd>,
-    folder_of: impl Fn(i32) -> Option<Folder>,
+    mut watches: Watches,
     config_name: OsString,
     raw: mpsc::Sender<()>,
     stop: CancellationToken,
@@ -215,10 +302,19 @@ async fn read_events(
             Ok(Err(e)) => return watch_failed(&e),
             Err(_would_block) => continue,
         };
-        let relevant = parse_events(&buf[..n]).iter().any(|e| {
-            e.mask & libc::IN_Q_OVERFLOW != 0
-                || folder_of(e.wd).is_some_and(|f| is_relevant(f, &e.name, &config_name))
-        });
+        // Every event of the batch is judged by the watches it was queued under; the new
+        // drop-ins watch can only have events in later reads.
+        let wanted = parse_events(&buf[..n])
+            .iter()
+            .map(|e| action(e, watches.folder_of(e.wd), &config_name))
+            .max()
+            .unwrap_or(Action::Ignore);
+        // The new watch is in place before the reload is asked for, so a drop-in written
+        // into a new `config.d` is either seen by that reload or reported by the new watch.
+        if wanted == Action::Rewatch {
+            watches.rewatch(fd.get_ref());
+        }
+        let relevant = wanted != Action::Ignore;
         // One pending change is enough: the reload reads everything anew.
         if relevant && raw.try_send(()).is_err() && raw.is_closed() {
             return;
@@ -282,6 +378,9 @@ mod tests {
             (Folder::Config, "daemon.log", false),
             (Folder::Config, "queue.db-wal", false),
             (Folder::Config, "other.toml", false),
+            (Folder::Config, "config.d", true),
+            (Folder::Config, "config.d.old", false),
+            (Folder::DropIns, "config.d", false),
             (Folder::DropIns, "alice.toml", true),
             (Folder::DropIns, "alice.toml~", false),
             (Folder::DropIns, ".alice.toml", false),
@@ -294,6 +393,55 @@ mod tests {
                 want,
                 "{folder:?} {name}"
             );
+        }
+    }
+
+    #[test]
+    fn actions_of_events() {
+        use libc::{
+            IN_ATTRIB, IN_CLOSE_WRITE, IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_IGNORED, IN_ISDIR,
+            IN_MOVED_FROM, IN_MOVED_TO, IN_MOVE_SELF, IN_Q_OVERFLOW,
+        };
+        use Action::{Ignore, Reload, Rewatch};
+        let cfg = OsStr::new("config.toml");
+        let (c, d) = (Some(Folder::Config), Some(Folder::DropIns));
+        let dir = IN_ISDIR;
+        let cases = [
+            // The config folder: the config saved or renamed over; the log written.
+            (c, IN_CLOSE_WRITE, "config.toml", Reload),
+            (c, IN_MOVED_TO, "config.toml", Reload),
+            (c, IN_CLOSE_WRITE, "daemon.log", Ignore),
+            // `config.d` made, renamed away, renamed to, removed, chmod-ed.
+            (c, IN_CREATE | dir, "config.d", Rewatch),
+            (c, IN_MOVED_FROM | dir, "config.d", Rewatch),
+            (c, IN_MOVED_TO | dir, "config.d", Rewatch),
+            (c, IN_DELETE | dir, "config.d", Rewatch),
+            (c, IN_ATTRIB | dir, "config.d", Rewatch),
+            // A `config.d` symlink made, or swapped by rename (`mv -T tmp config.d`).
+            (c, IN_CREATE, "config.d", Rewatch),
+            (c, IN_MOVED_TO, "config.d", Rewatch),
+            (c, IN_CREATE | dir, "config.d.old", Ignore),
+            // The drop-ins folder: a drop-in written or removed; an editor's backup.
+            (d, IN_CLOSE_WRITE, "alice.toml", Reload),
+            (d, IN_DELETE, "alice.toml", Reload),
+            (d, IN_CLOSE_WRITE, ".alice.toml.swp", Ignore),
+            // The folder itself moved or deleted (a symlink's target), its watch dropped.
+            (d, IN_MOVE_SELF, "", Rewatch),
+            (d, IN_DELETE_SELF, "", Rewatch),
+            (d, IN_IGNORED, "", Rewatch),
+            // A watch already replaced: its last events count for nothing.
+            (None, IN_IGNORED, "", Ignore),
+            (None, IN_CLOSE_WRITE, "alice.toml", Ignore),
+            (None, IN_Q_OVERFLOW, "", Rewatch),
+        ];
+        for (folder, mask, name, want) in cases {
+            let e = RawEvent {
+                wd: 1,
+                mask,
+                name: name.into(),
+            };
+            let got = action(&e, folder, cfg);
+            assert_eq!(got, want, "{folder:?} {mask:#x} {name:?}");
         }
     }
 
