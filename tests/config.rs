@@ -592,20 +592,6 @@ fn no_message_ever_quotes_a_token() {
     assert!(!format!("{c:?}").contains(SECRET));
 }
 
-/// A main config file and drop-ins in a fresh folder.
-fn write_config(main: &str, drop_ins: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    fs::write(&path, main).unwrap();
-    if !drop_ins.is_empty() {
-        fs::create_dir(dir.path().join("config.d")).unwrap();
-    }
-    for (name, text) in drop_ins {
-        fs::write(dir.path().join("config.d").join(name), text).unwrap();
-    }
-    (dir, path)
-}
-
 /// The stderr of `slack-statusd --config <path> check`, which must exit 1 (invalid config).
 fn check_fails(path: &Path) -> String {
     let out = std::process::Command::new(common::bin())
@@ -623,7 +609,7 @@ const MAIN: &str = "[tokens.alice]\ntoken_env = \"A\"\n[[rules]]\nname = \"coffe
 
 #[test]
 fn drop_ins_add_tokens_and_rules_in_name_order() {
-    let (dir, path) = write_config(
+    let (dir, path) = common::config_folder(
         MAIN,
         &[
             ("20-bob.toml", "[tokens.bob]\ntoken_env = \"B\"\n[[rules]]\nname = \"bob-lunch\"\ntoken = \"bob\"\nat = \"12:00\"\nstatus_emoji = \":pizza:\"\n"),
@@ -647,7 +633,7 @@ fn drop_ins_add_tokens_and_rules_in_name_order() {
 
 #[test]
 fn drop_in_problems_name_their_own_file() {
-    let (dir, path) = write_config(
+    let (dir, path) = common::config_folder(
         &format!("colour = 1\n{MAIN}"),
         &[
             ("a.toml", "[tokens.alice]\ntoken_env = \"A2\"\n[[rules]]\nname = \"coffee\"\ntoken = \"alice\"\nat = \"09:00\"\nstatus_text = \"x\"\n"),
@@ -691,7 +677,7 @@ fn a_missing_or_unreadable_main_file_says_what_to_do() {
 
 #[test]
 fn invalid_utf8_is_located() {
-    let (_dir, path) = write_config("", &[]);
+    let (_dir, path) = common::config_folder("", &[]);
     fs::write(&path, b"a = 1\nb = \"\xff\"\n").unwrap();
     let e = load(&path).unwrap_err();
     assert_eq!(e.problems.len(), 1);
@@ -702,7 +688,8 @@ fn invalid_utf8_is_located() {
 #[test]
 fn an_inline_token_in_a_readable_file_is_warned_about() {
     let text = format!("[tokens.a]\ntoken = \"{SECRET}\"\n");
-    let (dir, path) = write_config(&text, &[("b.toml", "[tokens.b]\ntoken_env = \"B\"\n")]);
+    let (dir, path) =
+        common::config_folder(&text, &[("b.toml", "[tokens.b]\ntoken_env = \"B\"\n")]);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let c = load(&path).unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
@@ -860,7 +847,7 @@ fn no_input_makes_it_panic() {
 
 #[test]
 fn problems_are_sorted_by_file_in_reading_order() {
-    let (dir, path) = write_config(
+    let (dir, path) = common::config_folder(
         "colour = 1\n",
         &[
             ("10-x.toml", "database = \"q.db\"\n"),
@@ -1320,7 +1307,7 @@ fn an_expire_after_past_the_year_9999_is_rejected_not_taken_as_no_expiry() {
 #[test]
 fn check_rejects_an_expire_after_past_the_year_9999_with_exit_1() {
     let text = rule_with("at = \"09:00\"\nexpire_after = \"100000000y\"\n");
-    let (_dir, path) = write_config(&text, &[]);
+    let (_dir, path) = common::config_folder(&text, &[]);
     let stderr = check_fails(&path);
     let located = format!(
         "{}:7:16: rule \"r\": expire_after \"100000000y\" puts the expiry past the year 9999",
@@ -1356,7 +1343,7 @@ status_text = \"x\"
 
 #[test]
 fn a_name_with_a_control_character_in_a_drop_in_is_a_config_error() {
-    let (dir, path) = write_config(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
+    let (dir, path) = common::config_folder(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
     let file = dir
         .path()
         .join("config.d/forged.toml")
@@ -1395,7 +1382,7 @@ fn a_name_with_a_control_character_in_a_drop_in_is_a_config_error() {
 
 #[test]
 fn check_reports_control_characters_in_names_without_printing_them() {
-    let (_dir, path) = write_config(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
+    let (_dir, path) = common::config_folder(MAIN, &[("forged.toml", FORGING_DROP_IN)]);
     let stderr = check_fails(&path);
     assert!(
         stderr.contains("forged.toml:4:8: rule name")

@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -387,20 +387,6 @@ fn plain_http_and_away_without_restore_are_warnings_not_errors() {
     assert_eq!(valid(&text).warnings.len(), 1);
 }
 
-/// Write `main` as config.toml in a fresh folder, with drop-ins in config.d/.
-fn write_config(main: &str, drop_ins: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    fs::write(&path, main).unwrap();
-    if !drop_ins.is_empty() {
-        fs::create_dir(dir.path().join("config.d")).unwrap();
-    }
-    for (name, text) in drop_ins {
-        fs::write(dir.path().join("config.d").join(name), text).unwrap();
-    }
-    (dir, path)
-}
-
 /// `slack-statusd --config <path> check`, with `$CREDENTIALS_DIRECTORY` unset.
 fn run_check(path: &Path) -> Output {
     std::process::Command::new(common::bin())
@@ -429,7 +415,7 @@ fn calendars_live_in_drop_ins_and_share_one_set_of_names_with_rules() {
         "[tokens.bob]\ntoken_env = \"B\"\n[[calendars]]\nname = \"bob-work\"\ntoken = \"bob\"\n\
          url = \"https://cal.example/{SECRET}\"\n[[calendars.map]]\nstatus_text = \"{{summary}}\"\n"
     );
-    let (dir, path) = write_config(MAIN, &[("bob.toml", &drop_in)]);
+    let (dir, path) = common::config_folder(MAIN, &[("bob.toml", &drop_in)]);
     let config = load(&path).unwrap();
     assert_eq!(config.calendars.len(), 1);
     assert_eq!(config.calendars[0].token, "bob");
@@ -448,7 +434,7 @@ fn calendars_live_in_drop_ins_and_share_one_set_of_names_with_rules() {
     // A calendar named like a rule, and one named like an earlier calendar.
     let clash = drop_in.replace("bob-work", "coffee")
         + "[[calendars]]\nname = \"coffee\"\ntoken = \"alice\"\nurl = \"c.ics\"\n[[calendars.map]]\nstatus_text = \"x\"\n";
-    let (_dir, path) = write_config(MAIN, &[("bob.toml", &clash)]);
+    let (_dir, path) = common::config_folder(MAIN, &[("bob.toml", &clash)]);
     let err = load(&path).unwrap_err().to_string();
     let bob = Path::new("config.d").join("bob.toml");
     assert_eq!(err.lines().count(), 2, "{err}");
@@ -466,7 +452,7 @@ fn calendars_live_in_drop_ins_and_share_one_set_of_names_with_rules() {
 
     // A name with a control character, through a drop-in.
     let forged = drop_in.replace("bob-work", "bob\\u001b[2Jwork");
-    let (_dir, path) = write_config(MAIN, &[("bob.toml", &forged)]);
+    let (_dir, path) = common::config_folder(MAIN, &[("bob.toml", &forged)]);
     let out = run_check(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -496,7 +482,7 @@ fn the_secret_url_appears_in_no_check_output_or_error() {
         ("invalid", &bad, 1),
         ("scheme", &wrong_scheme, 1),
     ] {
-        let (_dir, path) = write_config(text, &[]);
+        let (_dir, path) = common::config_folder(text, &[]);
         let out = run_check(&path);
         let all = all_output(&out);
         assert_eq!(out.status.code(), Some(code), "{case}: {all}");
@@ -517,7 +503,7 @@ fn url_file_is_resolved_like_token_file_and_read_by_check() {
         "{MAIN}[[calendars]]\nname = \"work\"\ntoken = \"alice\"\nurl_file = \"work.url\"\n\
          [[calendars.map]]\nstatus_text = \"{{summary}}\"\n"
     );
-    let (dir, path) = write_config(&text, &[]);
+    let (dir, path) = common::config_folder(&text, &[]);
     let url_file = dir.path().join("work.url");
     let config = load(&path).unwrap();
     let CalendarSource::UrlFile(f) = &config.calendars[0].source else {
@@ -618,7 +604,7 @@ fn check_fetches_nothing() {
          [[calendars]]\nname = \"local\"\ntoken = \"alice\"\nurl = \"missing.ics\"\n\
          [[calendars.map]]\nstatus_text = \"x\"\n"
     );
-    let (_dir, path) = write_config(&text, &[]);
+    let (_dir, path) = common::config_folder(&text, &[]);
     let out = run_check(&path);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     // No connection reached the listener.

@@ -158,27 +158,23 @@ async fn a_token_file_check_cannot_find_is_a_warning_only_from_a_shell() {
 
     // As the service's own `check` (ExecReload=), with systemd's directory: an error.
     let creds = tempfile::tempdir().unwrap();
-    let out = Command::new(common::bin())
-        .arg("--config")
-        .arg(&setup.cfg)
-        .arg("check")
-        .env_remove("RUST_LOG")
-        .env("CREDENTIALS_DIRECTORY", creds.path())
-        .output()
-        .unwrap();
+    let check_as_service = || {
+        Command::new(common::bin())
+            .arg("--config")
+            .arg(&setup.cfg)
+            .arg("check")
+            .env_remove("RUST_LOG")
+            .env("CREDENTIALS_DIRECTORY", creds.path())
+            .output()
+            .unwrap()
+    };
+    let out = check_as_service();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "check under systemd: {err}");
     assert!(err.contains("token \"alice\""), "{err}");
     // Once the credential is there, it is read and valid.
     std::fs::write(creds.path().join("alice.token"), "xoxp-good\n").unwrap();
-    let out = Command::new(common::bin())
-        .arg("--config")
-        .arg(&setup.cfg)
-        .arg("check")
-        .env_remove("RUST_LOG")
-        .env("CREDENTIALS_DIRECTORY", creds.path())
-        .output()
-        .unwrap();
+    let out = check_as_service();
     assert!(
         out.status.success(),
         "{}",

@@ -3,6 +3,7 @@
 //! and last send, and the next five firings. Read-only: it opens the existing database and
 //! takes the run lock's shared side only for an instant.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
@@ -30,31 +31,30 @@ pub async fn status(
         .await
         .map_err(|e| e.at(queue.path()));
     close(queue).await;
-    let summaries = summaries?;
+    let mut summaries: BTreeMap<String, TokenSummary> = summaries?
+        .into_iter()
+        .map(|s| (s.token.clone(), s))
+        .collect();
     let holder = lock::holder(&config.database);
     // Every configured token, and any token the queue still names (removed from the config).
     let mut tokens: Vec<TokenSummary> = config
         .tokens
         .keys()
         .map(|name| {
-            summaries
-                .iter()
-                .find(|s| &s.token == name)
-                .cloned()
-                .unwrap_or_else(|| TokenSummary {
-                    token: name.clone(),
-                    pending: 0,
-                    held: 0,
-                    held_why: None,
-                    last: None,
-                })
+            summaries.remove(name).unwrap_or_else(|| TokenSummary {
+                token: name.clone(),
+                pending: 0,
+                held: 0,
+                held_why: None,
+                last: None,
+            })
         })
         .collect();
+    // What is left are tokens gone from the config.
     tokens.extend(
         summaries
-            .iter()
-            .filter(|s| !config.tokens.contains_key(&s.token) && (s.pending > 0 || s.held > 0))
-            .cloned(),
+            .into_values()
+            .filter(|s| s.pending > 0 || s.held > 0),
     );
     let firings = upcoming(config, now, NEXT_FIRINGS);
     if json {

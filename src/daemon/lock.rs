@@ -34,13 +34,18 @@ pub struct RunLock {
     _file: File,
 }
 
+/// `<database>.lock`.
+fn lock_path(database: &Path) -> PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    path.push(".lock");
+    PathBuf::from(path)
+}
+
 /// The pid of the `run` that holds `database`, if one does. Takes the lock file's shared lock
 /// for an instant to tell: it conflicts with a running daemon's exclusive one, and a crashed
 /// daemon's lock is gone with its process, whatever pid the file still holds.
 pub fn holder(database: &Path) -> Option<String> {
-    let mut path = database.as_os_str().to_owned();
-    path.push(".lock");
-    let mut file = File::open(PathBuf::from(path)).ok()?;
+    let mut file = File::open(lock_path(database)).ok()?;
     match file.try_lock_shared() {
         Ok(()) => None,
         Err(TryLockError::WouldBlock) => {
@@ -55,9 +60,7 @@ pub fn holder(database: &Path) -> Option<String> {
 
 /// Take the run lock of `database`.
 pub fn lock(database: &Path) -> Result<RunLock, LockError> {
-    let mut path = database.as_os_str().to_owned();
-    path.push(".lock");
-    let path = PathBuf::from(path);
+    let path = lock_path(database);
     let io = |source| LockError::Io {
         path: path.clone(),
         source,

@@ -36,6 +36,9 @@ pub use model::{
 };
 pub use writer::Health;
 
+/// A statement with its arguments still to bind.
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
 /// Handle to the queue database. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -179,6 +182,18 @@ impl Queue {
         }
     }
 
+    /// One statement, its arguments bound by `bind`, in a transaction of the writer's; how
+    /// many rows it changed, once committed.
+    async fn write_one<F>(&self, sql: &'static str, bind: F) -> Result<u64, QueueError>
+    where
+        F: for<'q> FnOnce(SqliteQuery<'q>) -> SqliteQuery<'q> + Send + 'static,
+    {
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { Ok(bind(sqlx::query(sql)).execute(conn).await?.rows_affected()) })
+        }))
+        .await
+    }
+
     /// Run `work` in a transaction of the writer's; its value once committed.
     async fn write<T: Send + 'static>(&self, work: writer::WriteFn<T>) -> Result<T, QueueError> {
         self.writer.run(work).await
@@ -232,19 +247,11 @@ impl Queue {
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
         let token = token.map(str::to_string);
-        self.write(Box::new(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE updates SET state = 'pending', updated_at = ?1
-                     WHERE state = 'held' AND (?2 IS NULL OR token = ?2)",
-                )
-                .bind(ms(now))
-                .bind(token)
-                .execute(conn)
-                .await?;
-                Ok(done.rows_affected())
-            })
-        }))
+        self.write_one(
+            "UPDATE updates SET state = 'pending', updated_at = ?1
+             WHERE state = 'held' AND (?2 IS NULL OR token = ?2)",
+            move |q| q.bind(ms(now)).bind(token),
+        )
         .await
     }
 
@@ -256,20 +263,12 @@ impl Queue {
         now: DateTime<Utc>,
     ) -> Result<u64, QueueError> {
         let known = serde_json::to_string(known).expect("strings serialize");
-        self.write(Box::new(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE updates SET state = 'failed', last_error = 'token_removed', updated_at = ?1, finished_at = ?1
-                     WHERE state IN ('pending', 'held', 'in_flight')
-                       AND token NOT IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(ms(now))
-                .bind(known)
-                .execute(conn)
-                .await?;
-                Ok(done.rows_affected())
-            })
-        }))
+        self.write_one(
+            "UPDATE updates SET state = 'failed', last_error = 'token_removed', updated_at = ?1, finished_at = ?1
+             WHERE state IN ('pending', 'held', 'in_flight')
+               AND token NOT IN (SELECT value FROM json_each(?2))",
+            move |q| q.bind(ms(now)).bind(known),
+        )
         .await
     }
 
@@ -486,35 +485,26 @@ impl Queue {
     /// Put a finished-but-not-sent row (failed, held, skipped, expired, superseded) back to
     /// `pending`, with its attempts reset. Returns whether a row changed.
     pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, QueueError> {
-        self.write(Box::new(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query(
-                    "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
-                         finished_at = NULL
-                     WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
-                )
-                .bind(id)
-                .bind(ms(now))
-                .execute(conn)
-                .await?;
-                Ok(done.rows_affected() == 1)
-            })
-        }))
-        .await
+        let changed = self
+            .write_one(
+                "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
+                     finished_at = NULL
+                 WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
+                move |q| q.bind(id).bind(ms(now)),
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Delete a row that is not in flight. Returns whether a row was deleted.
     pub async fn drop_row(&self, id: i64) -> Result<bool, QueueError> {
-        self.write(Box::new(move |conn| {
-            Box::pin(async move {
-                let done = sqlx::query("DELETE FROM updates WHERE id = ? AND state != 'in_flight'")
-                    .bind(id)
-                    .execute(conn)
-                    .await?;
-                Ok(done.rows_affected() == 1)
-            })
-        }))
-        .await
+        let deleted = self
+            .write_one(
+                "DELETE FROM updates WHERE id = ? AND state != 'in_flight'",
+                move |q| q.bind(id),
+            )
+            .await?;
+        Ok(deleted == 1)
     }
 
     /// How many rows are in `state`.

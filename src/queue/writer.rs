@@ -343,6 +343,9 @@ impl Writer {
                     Op::Close(done) => close = Some(done),
                 }
             }
+            // Once per round, not per transaction: a file deleted or replaced under us makes
+            // every write of the round fail as fatal.
+            let _ = self.health.check_file();
             // Finishes first: they free targets and record sends the claims' callers count on.
             if !finishes.is_empty() {
                 self.finishes(finishes).await;
@@ -430,7 +433,9 @@ impl Writer {
     /// Run `work` in one `BEGIN IMMEDIATE … COMMIT`. On any failure the transaction is rolled
     /// back and the connection left clean; the error names the database.
     async fn unit(&mut self, work: &mut (dyn Work + '_)) -> Result<(), QueueError> {
-        self.health.check_file()?;
+        if let Some(e) = self.health.fatal_error() {
+            return Err(e);
+        }
         let outcome = self.transaction(work).await;
         if let Err(e) = &outcome {
             if let Some(reason) = e.fatal_reason() {

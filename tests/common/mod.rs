@@ -917,6 +917,21 @@ impl Setup {
     }
 }
 
+/// Write `main` as `config.toml` in a fresh folder, with `drop_ins` (name, text) in its
+/// `config.d/`; the folder and the config's path.
+pub fn config_folder(main: &str, drop_ins: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, main).unwrap();
+    if !drop_ins.is_empty() {
+        std::fs::create_dir(dir.path().join("config.d")).unwrap();
+    }
+    for (name, text) in drop_ins {
+        std::fs::write(dir.path().join("config.d").join(name), text).unwrap();
+    }
+    (dir, path)
+}
+
 /// Replace `path` the way editors do: write a temporary file, rename it over the original.
 pub fn replace_file(path: &Path, text: &str) {
     let mut tmp = path.as_os_str().to_owned();
