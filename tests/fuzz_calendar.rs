@@ -209,9 +209,16 @@ proptest! {
 }
 
 proptest! {
-    // Fewer cases: an impossible rule (BYSETPOS=41 on a one-element set) makes the engine
-    // walk its internal limit of 100,000 periods, which takes a second in a debug build.
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // Fewer cases, from a fixed seed: an impossible rule (BYSETPOS=41 on a one-element set)
+    // makes the engine walk its internal limit of 100,000 periods, about a second in a debug
+    // build, and some random seeds drew enough such rules to run for minutes (seen in a CI
+    // run). A fixed seed keeps the suite's time known; the byte and mutation fuzzers above
+    // still draw new cases every run. Finding the slow rule itself is open work.
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_ca1e),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn random_rules_never_panic(
