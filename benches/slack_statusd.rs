@@ -1008,9 +1008,16 @@ async fn queue(table: &mut Table) {
     let dir = tempfile::tempdir().unwrap();
     let mut ours = Vec::new();
     let mut reference = Vec::new();
+    // Each loop runs as a spawned task, as every caller of the queue in the daemon does (the
+    // scheduler, the workers): a task on a runtime worker wakes the writer task in the same
+    // worker's slot, where the main thread's `block_on` would wake another thread every time.
     for round in 0..3 {
-        reference.push(queue_reference(&dir.path().join(format!("ref{round}.db"))).await);
-        ours.push(queue_api(&dir.path().join(format!("queue{round}.db"))).await);
+        let (r, q) = (
+            dir.path().join(format!("ref{round}.db")),
+            dir.path().join(format!("queue{round}.db")),
+        );
+        reference.push(tokio::spawn(async move { queue_reference(&r).await }).await.unwrap());
+        ours.push(tokio::spawn(async move { queue_api(&q).await }).await.unwrap());
         println!(
             "  round {round}: Queue {:.0}/s, reference {:.0}/s",
             ours[round], reference[round]

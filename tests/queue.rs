@@ -98,11 +98,20 @@ async fn a_status_expired_before_its_turn_is_not_sent() {
     let mut u = status_update(&me, t(0), "short");
     u.patch.status.as_mut().unwrap().expiration = t(10).timestamp();
     let id = q.enqueue(&u, t(0)).await.unwrap();
-    let Claim::NothingToSend(plan) = q.claim(&me, t(10)).await.unwrap() else {
+    let Claim::NothingToSend(batch) = q.claim(&me, t(10)).await.unwrap() else {
         panic!("nothing to send")
     };
-    assert_eq!(plan.expired, vec![id]);
+    assert_eq!(batch.plan.expired, vec![id]);
+    // Claimed like any row until the caller finishes it: nothing can overtake it meanwhile.
+    assert_eq!(state(&q, id).await, State::InFlight);
+    q.finish(&batch, &Finish::NotSent, t(10), t(10))
+        .await
+        .unwrap();
     assert_eq!(state(&q, id).await, State::Expired);
+    assert!(
+        q.sends_since("me", t(0)).await.unwrap().is_empty(),
+        "no request started, so none is logged for the throttle"
+    );
 }
 
 #[tokio::test]
@@ -420,6 +429,18 @@ async fn a_row_with_an_unreadable_patch_fails_alone() {
         batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![good]
     );
+    assert_eq!(
+        batch
+            .unreadable
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        vec![bad]
+    );
+    // Whatever becomes of the request, the unreadable row fails with it.
+    q.finish(&batch, &Finish::Requeue, t(2), t(2))
+        .await
+        .unwrap();
     let row = q.get(bad).await;
     assert!(row.is_err(), "the bad row still cannot be read: {row:?}");
     let failed = q.count(State::Failed).await.unwrap();

@@ -172,8 +172,9 @@ impl Worker {
             }
             match self.queue.claim(&ready.target, now).await? {
                 Claim::NotReady => continue,
-                Claim::NothingToSend(plan) => {
-                    log_unsent(&ready.target, &plan.superseded, &plan.expired);
+                Claim::NothingToSend(batch) => {
+                    self.record(&batch, &Finish::NotSent, now, shutdown).await?;
+                    log_unsent(&ready.target, &batch.plan.superseded, &batch.plan.expired);
                     return Ok(Step::Worked);
                 }
                 Claim::Send(batch) => {

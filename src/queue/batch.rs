@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
 use super::{
-    hold_token, merge, ms, row_to_update, Batch, Claim, Finish, MergeInput, MergePlan, QueueError,
-    Target, Update, ROW_COLUMNS, SKIPPED_MANUAL,
+    hold_token, merge, ms, row_target, row_to_update, Batch, Claim, Finish, MergeInput, MergePlan,
+    QueueError, Target, Update, ROW_COLUMNS, SKIPPED_MANUAL,
 };
 
 /// A claim of every pending row of `target`, as [`super::Queue::claim`] describes it.
@@ -34,6 +34,8 @@ pub(super) struct FinishOp {
     pub(super) rows: Vec<(i64, u32)>,
     /// Each row's fate if the request succeeded.
     pub(super) plan: MergePlan,
+    /// Claimed rows that cannot be read: they fail whatever the outcome.
+    pub(super) unreadable: Vec<(i64, String)>,
     /// How it ended.
     pub(super) outcome: Finish,
     /// When the request started (logged in `sends` unless nothing was sent).
@@ -45,18 +47,28 @@ pub(super) struct FinishOp {
 }
 
 impl FinishOp {
-    /// `batch` was claimed for a request that will never start: put its rows back.
-    pub(super) fn requeue(batch: &Batch) -> FinishOp {
-        let first = &batch.rows[0];
+    /// How the request for `batch` ended at `now`, started at `started_at`.
+    pub(super) fn new(
+        batch: &Batch,
+        outcome: Finish,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> FinishOp {
         FinishOp {
-            target: first.target.clone(),
+            target: batch.target.clone(),
             rows: batch.rows.iter().map(|r| (r.id, r.attempts)).collect(),
             plan: batch.plan.clone(),
-            outcome: Finish::Requeue,
-            started_at: first.updated_at,
-            now: first.updated_at,
-            log_start: false,
+            unreadable: batch.unreadable.clone(),
+            log_start: outcome != Finish::NotSent,
+            outcome,
+            started_at,
+            now,
         }
+    }
+
+    /// `batch`, claimed at `now`, is for a request that will never start: put its rows back.
+    pub(super) fn requeue(batch: &Batch, now: DateTime<Utc>) -> FinishOp {
+        FinishOp::new(batch, Finish::Requeue, now, now)
     }
 }
 
@@ -107,9 +119,6 @@ static FINISH: LazyLock<String> =
 static BEGIN_FINISH: LazyLock<String> =
     LazyLock::new(|| format!("BEGIN IMMEDIATE; {LOG_STARTS}; {CHANGE_ROWS}"));
 
-/// [`CHANGE_ROWS`], then the commit.
-static CHANGE_AND_COMMIT: LazyLock<String> = LazyLock::new(|| format!("{CHANGE_ROWS}; COMMIT"));
-
 /// Claim, for each (token, user, now) in the JSON array `?1` whose first pending row (in
 /// firing order) is due at its `now`, every pending row of that target; stamp them with `?2`.
 /// CROSS JOIN keeps SQLite from scanning every pending row once per claim: the claims lead,
@@ -128,8 +137,9 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// [`CLAIM`], opening the transaction its follow-up writes go on in.
-static BEGIN_AND_CLAIM: LazyLock<String> = LazyLock::new(|| format!("BEGIN IMMEDIATE; {}", *CLAIM));
+/// [`CLAIM`] as one transaction in one round trip to SQLite's thread.
+static CLAIM_AND_COMMIT: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN IMMEDIATE; {}; COMMIT", *CLAIM));
 
 /// Record the outcomes as one transaction, in one round trip: each request's real start (the
 /// throttle rebuilds its windows from these after a restart) and the rows' new states. It
@@ -142,6 +152,11 @@ pub(super) async fn finish_all(
     let mut starts: Vec<(&str, &str, i64)> = Vec::new();
     for f in finishes {
         let t = ms(f.now);
+        changes.extend(
+            f.unreadable
+                .iter()
+                .map(|(id, error)| (*id, "failed", 1, Some(error.as_str()), None, t, Some(t))),
+        );
         if f.log_start {
             starts.push((&f.target.token, f.target.user_col(), ms(f.started_at)));
         }
@@ -207,10 +222,12 @@ pub(super) async fn finish_all(
 }
 
 /// Claim, for each target whose first pending row (in firing order) is due, every pending
-/// row, in one statement; merge each target's rows; finish at once the targets that have
-/// nothing left to send — all in one transaction it opens and commits itself (two round
-/// trips: the claim, then the follow-up writes with the commit), so that a failure anywhere
-/// leaves every row as it was (the writer rolls back on an error).
+/// row, in one statement that is its own transaction (one round trip), and merge each
+/// target's rows. Nothing else is written here: every claimed row stays `in_flight` until
+/// its caller's [`finish_all`] — even the rows of a target left with nothing to send, and
+/// rows that cannot be read — so that a claim never needs a second round trip, and a caller
+/// that fails between the two leaves the rows as any interrupted request does (`in_flight`,
+/// back to `pending` at the next start).
 pub(super) async fn claim_all(
     writer: &mut SqliteConnection,
     claims: &[ClaimOp],
@@ -222,73 +239,58 @@ pub(super) async fn claim_all(
     // The rows are stamped with the latest `now` of the batch: the throttle counts a request
     // lost in a crash from this stamp, and later is the safe side.
     let latest = claims.iter().map(|c| ms(c.now)).max().unwrap_or_default();
-    let raw = sqlx::query(&BEGIN_AND_CLAIM)
+    let raw = sqlx::query(&CLAIM_AND_COMMIT)
         .bind(serde_json::to_string(&wanted).expect("targets serialize"))
         .bind(latest)
         .fetch_all(&mut *writer)
         .await?;
-    let mut by_target: HashMap<Target, Vec<Update>> = HashMap::new();
-    let mut unreadable = Vec::new();
+    // Per target: its readable rows, and the unreadable ones with their error.
+    type Claimed = (Vec<Update>, Vec<(i64, String)>);
+    let mut by_target: HashMap<Target, Claimed> = HashMap::new();
     for r in &raw {
         match row_to_update(r) {
-            Ok(row) => by_target.entry(row.target.clone()).or_default().push(row),
+            Ok(row) => by_target.entry(row.target.clone()).or_default().0.push(row),
             // A row edited by hand into nonsense fails alone; its target's other rows go on.
-            Err(QueueError::BadPatch { id, source }) => unreadable.push((
-                id,
-                format!("the stored patch is not valid JSON ({source}); drop this row or fix the patch and retry it"),
-            )),
-            // Cannot happen short of a changed schema; the writer rolls the claim back.
+            Err(QueueError::BadPatch { id, source }) => by_target
+                .entry(row_target(r)?)
+                .or_default()
+                .1
+                .push((
+                    id,
+                    format!("the stored patch is not valid JSON ({source}); drop this row or fix the patch and retry it"),
+                )),
+            // Cannot happen short of a changed schema.
             Err(e) => return Err(e),
         }
     }
-    let mut claimed = Vec::with_capacity(claims.len());
-    for c in claims {
-        let Some(mut rows) = by_target.remove(&c.target) else {
-            claimed.push(Claim::NotReady);
-            continue;
-        };
-        // RETURNING comes in no particular order; the merge needs firing order.
-        rows.sort_by_key(|r| (r.fire_at, r.id));
-        let inputs: Vec<MergeInput> = rows
-            .iter()
-            .map(|r| MergeInput {
-                id: r.id,
-                patch: r.patch.clone(),
-            })
-            .collect();
-        let plan = merge(&inputs, c.now.timestamp());
-        claimed.push(if plan.patch.is_empty() {
-            Claim::NothingToSend(plan)
-        } else {
-            Claim::Send(Batch { rows, plan })
-        });
-    }
-    let mut changes: Vec<RowChange<'_>> = unreadable
+    Ok(claims
         .iter()
-        .map(|(id, error)| {
-            (
-                *id,
-                "failed",
-                1,
-                Some(error.as_str()),
-                None,
-                latest,
-                Some(latest),
-            )
+        .map(|c| {
+            let Some((mut rows, unreadable)) = by_target.remove(&c.target) else {
+                return Claim::NotReady;
+            };
+            // RETURNING comes in no particular order; the merge needs firing order.
+            rows.sort_by_key(|r| (r.fire_at, r.id));
+            let inputs: Vec<MergeInput> = rows
+                .iter()
+                .map(|r| MergeInput {
+                    id: r.id,
+                    patch: r.patch.clone(),
+                })
+                .collect();
+            let plan = merge(&inputs, c.now.timestamp());
+            let nothing = plan.patch.is_empty();
+            let batch = Batch {
+                target: c.target.clone(),
+                rows,
+                plan,
+                unreadable,
+            };
+            if nothing {
+                Claim::NothingToSend(batch)
+            } else {
+                Claim::Send(batch)
+            }
         })
-        .collect();
-    for (c, claim) in claims.iter().zip(&claimed) {
-        if let Claim::NothingToSend(plan) = claim {
-            plan_changes(plan, ms(c.now), &mut changes);
-        }
-    }
-    if changes.is_empty() {
-        sqlx::query("COMMIT").execute(&mut *writer).await?;
-    } else {
-        sqlx::query(&CHANGE_AND_COMMIT)
-            .bind(serde_json::to_string(&changes).expect("row changes serialize"))
-            .execute(&mut *writer)
-            .await?;
-    }
-    Ok(claimed)
+        .collect())
 }

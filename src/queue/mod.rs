@@ -64,21 +64,26 @@ const ROW_COLUMNS: &str =
     "id, rule, token, user, fire_at, patch, respect_manual, state, attempts, \
      last_error, not_before, created_at, updated_at";
 
+/// The target of a row read with its `token` and `user` columns.
+fn row_target(r: &sqlx::sqlite::SqliteRow) -> Result<Target, QueueError> {
+    let user: String = r.try_get("user")?;
+    Ok(Target {
+        token: r.try_get("token")?,
+        user: (!user.is_empty()).then_some(user),
+    })
+}
+
 fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
     let id: i64 = r.try_get("id")?;
     let patch_text: String = r.try_get("patch")?;
     let patch =
         serde_json::from_str(&patch_text).map_err(|source| QueueError::BadPatch { id, source })?;
-    let user: String = r.try_get("user")?;
     let state: String = r.try_get("state")?;
     let attempts: i64 = r.try_get("attempts")?;
     Ok(Update {
         id,
         rule: r.try_get("rule")?,
-        target: Target {
-            token: r.try_get("token")?,
-            user: (!user.is_empty()).then_some(user),
-        },
+        target: row_target(r)?,
         fire_at: from_ms(r.try_get("fire_at")?),
         patch,
         respect_manual: r.try_get::<i64, _>("respect_manual")? != 0,
@@ -361,8 +366,8 @@ impl Queue {
     }
 
     /// Claim every pending row of `target` for one request, if its first row (in firing
-    /// order) is due at `now`. Rows with nothing left to send are finished at once; otherwise
-    /// the rows become `in_flight`. Concurrent claims share one `UPDATE … RETURNING` (see
+    /// order) is due at `now`: the rows become `in_flight` until [`Queue::finish`] — with
+    /// [`Finish::NotSent`] for [`Claim::NothingToSend`]. Concurrent claims share one `UPDATE … RETURNING` (see
     /// `queue/batch.rs`).
     pub async fn claim(&self, target: &Target, now: DateTime<Utc>) -> Result<Claim, QueueError> {
         let (reply, answer) = oneshot::channel();
@@ -373,7 +378,8 @@ impl Queue {
         self.writer.send(writer::Op::Claim(op, reply), answer).await
     }
 
-    /// Record how the request for `batch` (from [`Claim::Send`]) ended, and, unless it was
+    /// Record how the request for `batch` ended (from [`Claim::Send`], or
+    /// [`Finish::NotSent`] for [`Claim::NothingToSend`]), and, unless it was
     /// [`Finish::NotSent`], that a request started at `started_at` (the throttle rebuilds its
     /// windows from these after a restart).
     pub async fn finish(
@@ -383,19 +389,11 @@ impl Queue {
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        let Some(first) = batch.rows.first() else {
+        if batch.rows.is_empty() && batch.unreadable.is_empty() {
             return Ok(());
-        };
+        }
         let (reply, answer) = oneshot::channel();
-        let op = batch::FinishOp {
-            target: first.target.clone(),
-            rows: batch.rows.iter().map(|r| (r.id, r.attempts)).collect(),
-            plan: batch.plan.clone(),
-            outcome: outcome.clone(),
-            started_at,
-            now,
-            log_start: *outcome != Finish::NotSent,
-        };
+        let op = batch::FinishOp::new(batch, outcome.clone(), started_at, now);
         self.writer
             .send(writer::Op::Finish(Box::new(op), reply), answer)
             .await

@@ -166,8 +166,10 @@ pub struct ReadyTarget {
 pub enum Claim {
     /// The target's first row is not due yet, or it has no pending rows.
     NotReady,
-    /// The rows left nothing to send; they were finished as the plan says.
-    NothingToSend(MergePlan),
+    /// The rows are `in_flight` but leave nothing to send (all superseded, expired or
+    /// unreadable): call [`Queue::finish`] with [`Finish::NotSent`], which finishes them as
+    /// the plan says. The claim does not finish them itself so that it stays one round trip.
+    NothingToSend(Batch),
     /// The rows are now `in_flight`; send `batch.plan.patch`, then call [`Queue::finish`].
     Send(Batch),
 }
@@ -175,10 +177,16 @@ pub enum Claim {
 /// Rows claimed for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// Every claimed row, in firing order.
+    /// Whose rows.
+    pub target: Target,
+    /// Every claimed row that could be read, in firing order.
     pub rows: Vec<Update>,
     /// The merged request and each row's fate if it succeeds.
     pub plan: MergePlan,
+    /// Claimed rows whose stored patch cannot be read (edited by hand into nonsense), each
+    /// with the error to record: every finish fails them, whatever the request's outcome,
+    /// so that one bad row never blocks its target.
+    pub unreadable: Vec<(i64, String)>,
 }
 
 /// How a request ended, as the queue records it.

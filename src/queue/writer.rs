@@ -416,9 +416,9 @@ impl Writer {
             }
         }
         let mut orphans = Vec::new();
-        for (reply, result) in replies.into_iter().zip(results) {
-            if let Err(Ok(Claim::Send(batch))) = reply.send(result) {
-                orphans.push(FinishOp::requeue(&batch));
+        for ((reply, result), op) in replies.into_iter().zip(results).zip(&ops) {
+            if let Err(Ok(Claim::Send(batch) | Claim::NothingToSend(batch))) = reply.send(result) {
+                orphans.push(FinishOp::requeue(&batch, op.now));
             }
         }
         if !orphans.is_empty() {
