@@ -118,12 +118,14 @@ SIGNALS:
 EXIT STATUS:
     0    success
     1    invalid config or input (including a token that cannot be read)
-    2    runtime failure: database, I/O, another `run` holding the database
+    2    runtime failure: database, I/O, a calendar feed that cannot be fetched, another
+         `run` holding the database
 
 EXAMPLES:
     slack-statusd --config config/example.toml run --dry-run
     slack-statusd check && systemctl reload slack-statusd
     slack-statusd preview --count 5
+    slack-statusd preview --events --json
     slack-statusd set --token alice --text 'In a meeting' --emoji :calendar: --expire 1h
     slack-statusd queue failed --json
 ";

@@ -11,7 +11,7 @@
 //!   inode, length and mtime are its pseudo ETag.
 //! - `backoff`: how long to wait before the next fetch after failures (pure).
 //! - `error`: [`FeedError`], whose messages name a feed only by scheme and host
-//!   ([`SecretUrl::display`]) or by its file path.
+//!   ([`crate::config::SecretUrl::display`]) or by its file path.
 //!
 //! A calendar URL is a secret (a "secret address"): it is handed to reqwest and to nothing
 //! else. Errors are built from reqwest's without their URL, and whatever text comes from
