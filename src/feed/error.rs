@@ -60,7 +60,8 @@ pub enum FeedError {
     Network {
         /// Scheme and host.
         feed: String,
-        /// What failed, without any URL and scrubbed of the address's path, query and credentials.
+        /// What failed, without any URL, and scrubbed of the address's path, query and
+        /// credentials.
         reason: String,
     },
     /// A local feed that is a FIFO, device, socket or directory.
