@@ -243,8 +243,14 @@ mod tests {
     #[test]
     fn only_short_text_validators_are_kept() {
         let long = "x".repeat(MAX_VALIDATOR + 1);
-        // (etag header, last-modified header, kept etag, kept last-modified)
-        let cases: &[(Option<&[u8]>, Option<&[u8]>, Option<&str>, Option<&str>)] = &[
+        /// (etag header, last-modified header, kept etag, kept last-modified)
+        type Case<'a> = (
+            Option<&'a [u8]>,
+            Option<&'a [u8]>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case<'_>] = &[
             (None, None, None, None),
             (
                 Some(b"W/\"abc\""),
