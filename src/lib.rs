@@ -10,10 +10,12 @@
 //! - [`schedule`]: pure firing arithmetic — next firing, DST mapping, skip dates, expiry.
 //! - [`calendar`]: pure iCalendar handling — parse a feed, expand occurrences, compute the
 //!   timeline of status changes.
+//! - [`feed`]: the bytes of one calendar feed, over HTTP(S) (conditional GET, capped) or from
+//!   a local file; no parsing.
 //! - [`profile`]: the payload of one update, split into merge groups.
 //! - [`queue`]: the durable SQLite queue (the only module with SQL) and the pure merge.
 //! - [`throttle`]: when a request may start — sliding-window limits and backoff (pure).
-//! - [`slack`]: the Web API client (the only module that speaks HTTP) and response classification.
+//! - [`slack`]: the Web API client (with `feed`, the only modules that speak HTTP) and response classification.
 //! - [`daemon`]: wires them together: the scheduler task and one worker task per token.
 //! - [`clock`]: the injected wall clock.
 //! - [`cli`]: the binary's commands — `check`, `preview`, `set`, `queue`, `run` — with their
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod feed;
 pub mod profile;
 pub mod queue;
 pub mod restore;

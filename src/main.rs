@@ -47,6 +47,9 @@ enum Command {
         /// Start from this instant (RFC 3339) instead of now.
         #[arg(long, value_name = "RFC3339")]
         from: Option<String>,
+        /// List the calendars' expanded occurrences instead (fetches each calendar once).
+        #[arg(long)]
+        events: bool,
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
@@ -115,12 +118,14 @@ SIGNALS:
 EXIT STATUS:
     0    success
     1    invalid config or input (including a token that cannot be read)
-    2    runtime failure: database, I/O, another `run` holding the database
+    2    runtime failure: database, I/O, a calendar feed that cannot be fetched, another
+         `run` holding the database
 
 EXAMPLES:
     slack-statusd --config config/example.toml run --dry-run
     slack-statusd check && systemctl reload slack-statusd
     slack-statusd preview --count 5
+    slack-statusd preview --events --json
     slack-statusd set --token alice --text 'In a meeting' --emoji :calendar: --expire 1h
     slack-statusd queue failed --json
 ";
@@ -173,12 +178,21 @@ fn command(path: &Path, command: Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Check => cli::check(&config, &mut out)?,
-        Command::Preview { count, from, json } => {
+        Command::Preview {
+            count,
+            from,
+            events,
+            json,
+        } => {
             let from = match from {
                 Some(s) => cli::parse_from(&s)?,
                 None => Utc::now(),
             };
-            cli::preview(&config, from, count, json, &mut out)?
+            if events {
+                runtime()?.block_on(cli::preview_events(&config, from, count, json, &mut out))?
+            } else {
+                cli::preview(&config, from, count, json, &mut out)?
+            }
         }
         Command::Run { dry_run } => {
             let log_filter = init_logging(&config);

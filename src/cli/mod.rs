@@ -3,7 +3,8 @@
 //! prints lives here, where tests reach it.
 //!
 //! - `check`: validate the config and say what a reload applies.
-//! - `preview`: the next firings of every rule, as text or JSON lines.
+//! - `preview`: the next firings of every rule, as text or JSON lines; with `--events`, the
+//!   calendars' expanded occurrences.
 //! - `set`: one immediate update, validated as the config validates a rule.
 //! - `queue`: list, retry and drop rows; the row's text and JSON line shapes.
 //! - `status`: how the daemon stands — its pid, each token, the next firings.
@@ -16,9 +17,10 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, UrlFileError};
 use crate::daemon::lock::LockError;
 use crate::daemon::DaemonError;
+use crate::feed::FeedError;
 use crate::queue::{Queue, QueueError};
 
 mod check;
@@ -30,7 +32,7 @@ mod status;
 
 pub use self::queue::{queue, row_json, row_line, QueueAction};
 pub use check::check;
-pub use preview::{parse_from, preview, upcoming, Firing};
+pub use preview::{parse_from, preview, preview_events, upcoming, Firing};
 pub use run::run;
 pub use set::{set, SetArgs, SetError};
 pub use status::status;
@@ -68,6 +70,21 @@ pub enum CliError {
     /// Another `run` holds the database, or its lock file cannot be opened.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// A calendar's `url_file` gave no address (`preview --events`).
+    #[error(transparent)]
+    UrlFile(#[from] UrlFileError),
+    /// The feed fetcher could not start.
+    #[error(transparent)]
+    Fetcher(FeedError),
+    /// A calendar's feed could not be fetched or read; the message names the calendar and
+    /// only the feed's scheme and host (or its file).
+    #[error("calendar {calendar:?}: {source}")]
+    Feed {
+        /// The calendar's name.
+        calendar: String,
+        /// Why the fetch failed.
+        source: FeedError,
+    },
     /// Another I/O failure: writing the output, signal handlers, the dry run's folder.
     #[error("{what}: {source}")]
     Io {
@@ -88,10 +105,13 @@ impl CliError {
             | CliError::From { .. }
             | CliError::NotRetryable(_)
             | CliError::NotDroppable(_)
+            | CliError::UrlFile(_)
             | CliError::Daemon(DaemonError::Tokens(_)) => true,
             CliError::Daemon(DaemonError::Queue(_))
             | CliError::Queue(_)
             | CliError::Lock(_)
+            | CliError::Fetcher(_)
+            | CliError::Feed { .. }
             | CliError::Io { .. } => false,
         }
     }
