@@ -4,93 +4,14 @@
 //! `now`, ended segments, restore at the end, the 100-character cut, a DND-only entry; and
 //! occurrences that survive the JSON round trip of the database's last good copy.
 
-use std::path::Path;
+mod calendar_fixtures;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use calendar_fixtures::{all_day, calendar, occ, t};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use slack_statusd::calendar::{
     expand, firings, parse, Busy, Firing, Ignored, Kind, Occurrence, PRIVATE_SUMMARY,
 };
-use slack_statusd::config::{load_str, Calendar};
-
-/// A calendar in Berlin with four map entries, in priority order: all-day events, a
-/// DND-only "focus" entry, "important" meetings and every busy or tentative meeting.
-fn calendar(restore: bool) -> Calendar {
-    let text = format!(
-        r#"timezone = "Europe/Berlin"
-[tokens.alice]
-token_env = "SLACK_TOKEN_ALICE"
-
-[[calendars]]
-name = "work"
-token = "alice"
-url = "work.ics"
-restore = {restore}
-
-[[calendars.map]]
-all_day = true
-status_text = "Out of office until {{end:%a %-d %b}}"
-status_emoji = ":palm_tree:"
-
-[[calendars.map]]
-summary = "(?i)focus"
-dnd = true
-
-[[calendars.map]]
-summary = "(?i)important"
-status_text = "{{summary}} until {{end:%H:%M}}"
-status_emoji = ":red_circle:"
-
-[[calendars.map]]
-busy = ["busy", "tentative"]
-status_text = "{{summary}}"
-status_emoji = ":spiral_calendar_pad:"
-"#
-    );
-    let config = match load_str(Path::new("/etc/slack-statusd/config.toml"), &text) {
-        Ok(c) => c,
-        Err(e) => panic!("the test config does not load: {:#?}", e.problems),
-    };
-    config.calendars[0].clone()
-}
-
-/// `"01T09:00"` → 2026-12-01T09:00Z (Berlin is UTC+1 in December).
-fn t(s: &str) -> DateTime<Utc> {
-    NaiveDateTime::parse_from_str(&format!("2026-12-{s}"), "%Y-%m-%dT%H:%M")
-        .unwrap()
-        .and_utc()
-}
-
-/// A timed, busy occurrence whose UID is its title.
-fn occ(summary: &str, start: &str, end: &str) -> Occurrence {
-    Occurrence {
-        uid: summary.to_owned(),
-        start: t(start),
-        end: t(end),
-        all_day: false,
-        busy: Busy::Busy,
-        summary: Some(summary.to_owned()),
-        private: false,
-        ignored: None,
-    }
-}
-
-/// An all-day occurrence from Berlin midnight of `first` to that of `after` (exclusive).
-fn all_day(summary: &str, first: u32, after: u32) -> Occurrence {
-    let midnight = |d| {
-        Tz::Europe__Berlin
-            .with_ymd_and_hms(2026, 12, d, 0, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc)
-    };
-    Occurrence {
-        start: midnight(first),
-        end: midnight(after),
-        all_day: true,
-        busy: Busy::Oof,
-        ..occ(summary, "01T00:00", "01T00:00")
-    }
-}
 
 /// One firing as a line of the table:
 /// `kind at..until uid "text" emoji exp=… dnd=…`, times as `DDTHH:MM` in UTC.
@@ -120,11 +41,20 @@ fn run(occurrences: &[Occurrence], restore: bool, now: &str) -> Vec<String> {
         .collect()
 }
 
+/// A row of the table: its name, the occurrences, `restore`, now, the firings as lines.
+type Case = (
+    &'static str,
+    Vec<Occurrence>,
+    bool,
+    &'static str,
+    Vec<String>,
+);
+
 #[test]
 fn the_timeline_becomes_the_firings_spec_5_describes() {
     let long = "x".repeat(150);
     let cut = format!("{}…", "x".repeat(99));
-    let cases: Vec<(&str, Vec<Occurrence>, bool, &str, Vec<String>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "one event",
             vec![occ("Standup", "01T09:00", "01T09:30")],
