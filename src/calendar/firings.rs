@@ -8,7 +8,7 @@
 //!   each is a firing.) `dnd` and `presence` count too, because a firing that snoozes DND
 //!   where the one before did not is not "nothing".
 //! - Where nothing is shown any more, there is a firing only with the calendar's `restore`:
-//!   an [`Kind::End`], which the restore of SPEC §6 acts on. Without it the shown status's
+//!   a [`Kind::End`], which the restore of SPEC §6 acts on. Without it the shown status's
 //!   own expiry clears it, so there is nothing to send.
 //! - A map entry with only `dnd` and/or `presence` sets no status: its patch has no status
 //!   group, exactly as a rule without `status_text`/`status_emoji`, so the status shown
