@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Month, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{Busy, Event, Freq, Length, Rule, Time, Warning};
 use crate::schedule::local_to_instant;
@@ -21,8 +22,9 @@ use crate::schedule::local_to_instant;
 /// from DTSTART. The cap keeps a hostile `FREQ=SECONDLY` from costing seconds.
 const MAX_GENERATED: usize = 5_000;
 
-/// Why an occurrence is listed but never shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why an occurrence is listed but never shown. Serialized as [`Ignored::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Ignored {
     /// One of the calendar's `email` addresses has `PARTSTAT=DECLINED`.
     Declined,
@@ -40,8 +42,9 @@ impl Ignored {
     }
 }
 
-/// One occurrence of an event, as instants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One occurrence of an event, as instants. It round-trips through JSON: the daemon keeps a
+/// calendar's last good copy as its occurrences (a private one's title is already gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Occurrence {
     /// The event's UID.
     pub uid: String,

@@ -8,11 +8,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 use super::zones;
 
-/// How busy an event makes its attendee (SPEC §5 "Busy state").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// How busy an event makes its attendee (SPEC §5 "Busy state"). Serialized as the config's
+/// word for it ([`Busy::as_str`]), since occurrences are kept in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Busy {
     /// `X-MICROSOFT-CDO-BUSYSTATUS:FREE`, or `TRANSP:TRANSPARENT`.
     Free,
