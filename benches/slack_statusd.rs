@@ -1016,8 +1016,16 @@ async fn queue(table: &mut Table) {
             dir.path().join(format!("ref{round}.db")),
             dir.path().join(format!("queue{round}.db")),
         );
-        reference.push(tokio::spawn(async move { queue_reference(&r).await }).await.unwrap());
-        ours.push(tokio::spawn(async move { queue_api(&q).await }).await.unwrap());
+        reference.push(
+            tokio::spawn(async move { queue_reference(&r).await })
+                .await
+                .unwrap(),
+        );
+        ours.push(
+            tokio::spawn(async move { queue_api(&q).await })
+                .await
+                .unwrap(),
+        );
         println!(
             "  round {round}: Queue {:.0}/s, reference {:.0}/s",
             ours[round], reference[round]

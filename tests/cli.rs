@@ -362,7 +362,7 @@ fn check_says_which_keys_need_a_restart() {
 }
 
 /// Keys this version checks but does not act on yet are said plainly, not ignored in silence:
-/// `check` warns (and still exits 0) for calendars and for a rule's dnd/presence/restore.
+/// `check` warns (and still exits 0) for a rule's or a calendar's dnd/presence/restore.
 #[test]
 fn check_warns_about_keys_not_yet_acted_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -372,13 +372,15 @@ fn check_warns_about_keys_not_yet_acted_on() {
          [[rules]]\nname = \"lunch\"\ntoken = \"me\"\nat = \"12:00\"\nstatus_text = \"Lunch\"\n\
          expire_after = \"1h\"\nrestore = true\n\
          [[calendars]]\nname = \"work\"\ntoken = \"me\"\nurl = \"cal.ics\"\n\
+         [[calendars.map]]\nstatus_text = \"{summary}\"\ndnd = true\n\
+         [[calendars]]\nname = \"plain\"\ntoken = \"me\"\nurl = \"cal.ics\"\n\
          [[calendars.map]]\nstatus_text = \"{summary}\"\n",
     );
     let o = run(&["--config", &cfg, "check"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.contains("calendars (work) are checked but not yet followed"),
+        err.contains("calendars (work) use dnd, presence or restore"),
         "{err}"
     );
     assert!(

@@ -488,3 +488,36 @@ async fn advancing_many_rules_enqueues_only_firings_past_each_mark_in_order() {
     assert_eq!(marks["r2"], t(10), "a mark never moves backward");
     assert_eq!(marks["r3"], t(6));
 }
+
+#[tokio::test]
+async fn a_claim_takes_only_the_rows_due_by_then() {
+    // A calendar queues its changes ahead: tomorrow's meeting must not merge into the status
+    // sent now, and goes out on its own when its time comes.
+    let (_d, q) = open().await;
+    let me = target("me", None);
+    let now = q
+        .enqueue(&status_update(&me, t(0), "now"), t(0))
+        .await
+        .unwrap();
+    let later = q
+        .enqueue(&status_update(&me, t(100), "later"), t(0))
+        .await
+        .unwrap();
+    let Claim::Send(batch) = q.claim(&me, t(1)).await.unwrap() else {
+        panic!("the first row is due")
+    };
+    assert_eq!(
+        batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![now]
+    );
+    q.finish(&batch, &Finish::Sent, t(1), t(1)).await.unwrap();
+    assert_eq!(state(&q, later).await, State::Pending);
+    assert_eq!(q.claim(&me, t(99)).await.unwrap(), Claim::NotReady);
+    let Claim::Send(batch) = q.claim(&me, t(100)).await.unwrap() else {
+        panic!("the second row is due")
+    };
+    assert_eq!(
+        batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![later]
+    );
+}

@@ -107,7 +107,7 @@ impl CliError {
             | CliError::NotDroppable(_)
             | CliError::UrlFile(_)
             | CliError::Daemon(DaemonError::Tokens(_)) => true,
-            CliError::Daemon(DaemonError::Queue(_))
+            CliError::Daemon(DaemonError::Queue(_) | DaemonError::Fetcher(_))
             | CliError::Queue(_)
             | CliError::Lock(_)
             | CliError::Fetcher(_)

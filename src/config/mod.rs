@@ -360,11 +360,20 @@ impl Config {
             s
         };
         let mut out = Vec::new();
-        if !calendars.is_empty() {
+        let cal_parts: Vec<&str> = calendars
+            .iter()
+            .filter(|c| {
+                c.restore
+                    || c.map
+                        .iter()
+                        .any(|m| m.dnd.is_some() || m.presence.is_some())
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        if !cal_parts.is_empty() {
             out.push(format!(
-                "calendars ({}) are checked but not yet followed by this version of slack-statusd: \
-                 they set no status",
-                names(calendars.iter().map(|c| c.name.as_str()).collect())
+                "calendars ({}) use dnd, presence or restore, which are checked but not yet sent                  by this version of slack-statusd: their statuses still go out",
+                names(cal_parts)
             ));
         }
         let parts: Vec<&str> = rules

@@ -2,6 +2,7 @@
 //! every background task.
 //!
 //! - [`scheduler`]: firings → queue rows.
+//! - `calendars`: calendar feeds → queue rows, one task per calendar.
 //! - [`worker`]: queue rows → Slack, one task per token.
 //! - [`watch`]: reload triggers (SIGHUP, config files changing on disk).
 //! - [`notify`]: the systemd notify protocol.
@@ -24,9 +25,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{self, Config, Limits, RetryPolicy, Secret, TokenError};
+use crate::feed::{FeedError, FetchLimits, Fetcher};
 use crate::queue::{Queue, QueueError, State};
 use crate::slack::{Client, REQUEST_TIMEOUT};
 
+mod calendars;
 pub(crate) mod lock;
 mod log_filter;
 mod notify;
@@ -60,6 +63,9 @@ pub enum DaemonError {
     /// The queue database failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The HTTP client for calendar feeds could not start.
+    #[error(transparent)]
+    Fetcher(#[from] FeedError),
     /// Tokens could not be read (outside `--dry-run`).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Tokens(Vec<TokenError>),
@@ -151,6 +157,10 @@ struct Daemon {
     shutdown: CancellationToken,
     workers: BTreeMap<String, WorkerHandle>,
     scheduler: Option<SchedulerHandle>,
+    /// One task per calendar, restarted on every reload.
+    calendars: Vec<SchedulerHandle>,
+    /// Fetches every calendar (one HTTP client for all).
+    fetcher: Fetcher,
     /// The scheduler's next firing, for the STATUS= line.
     next_firing: watch_chan::Receiver<Option<DateTime<Utc>>>,
     next_firing_tx: watch_chan::Sender<Option<DateTime<Utc>>>,
@@ -201,6 +211,8 @@ pub async fn run(
         shutdown: shutdown.clone(),
         workers: BTreeMap::new(),
         scheduler: None,
+        calendars: Vec::new(),
+        fetcher: Fetcher::new(FetchLimits::default())?,
         next_firing,
         next_firing_tx,
         wakers: Arc::default(),
@@ -209,6 +221,7 @@ pub async fn run(
     };
     daemon.apply_tokens(&secrets).await?;
     daemon.start_scheduler().await?;
+    daemon.start_calendars().await?;
     daemon.tracker.spawn(watch_external(
         queue.clone(),
         daemon.wakers.clone(),
@@ -378,6 +391,47 @@ impl Daemon {
         Ok(())
     }
 
+    /// (Re)start one task per calendar on the current config. Each begins from the copy kept
+    /// in the database and fetches at once; the rows are the memory, so a restarted task
+    /// never enqueues a change twice. The pending rows of calendars no longer configured are
+    /// superseded, and their copies dropped.
+    async fn start_calendars(&mut self) -> Result<(), QueueError> {
+        for old in self.calendars.drain(..) {
+            stop(old.stop, old.task).await;
+        }
+        let names: Vec<String> = self
+            .config
+            .calendars
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let removed = self
+            .queue
+            .supersede_removed_calendars(&names, self.clock.now())
+            .await?;
+        if removed > 0 {
+            tracing::info!(
+                rows = removed,
+                "pending rows of calendars no longer in the config superseded (calendar_removed)"
+            );
+        }
+        self.queue.drop_calendar_copies_except(&names).await?;
+        for calendar in self.config.calendars.iter().cloned() {
+            let task = calendars::CalendarTask::new(
+                calendar,
+                self.fetcher.clone(),
+                self.queue.clone(),
+                self.clock.clone(),
+                self.wakers.clone(),
+            )
+            .await?;
+            let stop = self.shutdown.child_token();
+            let task = self.tracker.spawn(task.run(stop.clone()));
+            self.calendars.push(SchedulerHandle { stop, task });
+        }
+        Ok(())
+    }
+
     /// Re-read the config. An invalid one is rejected with the same messages as `check`, and
     /// the daemon keeps running on the old one; rows already queued are left alone.
     async fn reload(&mut self, trigger: Trigger) {
@@ -435,7 +489,8 @@ impl Daemon {
                 let applied = async {
                     self.apply_tokens(&secrets).await?;
                     fail_removed(&self.queue, &self.config, self.clock.now()).await?;
-                    self.start_scheduler().await
+                    self.start_scheduler().await?;
+                    self.start_calendars().await
                 }
                 .await;
                 release_freed_memory();

@@ -120,7 +120,9 @@ static BEGIN_FINISH: LazyLock<String> =
     LazyLock::new(|| format!("BEGIN IMMEDIATE; {LOG_STARTS}; {CHANGE_ROWS}"));
 
 /// Claim, for each (token, user, now) in the JSON array `?1` whose first pending row (in
-/// firing order) is due at its `now`, every pending row of that target; stamp them with `?2`.
+/// firing order) is due at its `now`, every pending row of that target due by then (a
+/// calendar queues its changes ahead: a meeting tomorrow must not merge into a status sent
+/// today); stamp them with `?2`.
 /// CROSS JOIN keeps SQLite from scanning every pending row once per claim: the claims lead,
 /// the index follows.
 static CLAIM: LazyLock<String> = LazyLock::new(|| {
@@ -129,6 +131,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
          WHERE id IN (
              SELECT u.id FROM json_each(?1) AS c CROSS JOIN updates AS u
              WHERE u.token = c.value ->> 0 AND u.user = c.value ->> 1 AND u.state = 'pending'
+               AND u.not_before <= c.value ->> 2
                AND (SELECT f.not_before FROM updates AS f
                     WHERE f.token = c.value ->> 0 AND f.user = c.value ->> 1
                       AND f.state = 'pending'

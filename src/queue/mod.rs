@@ -23,11 +23,13 @@ use tokio::sync::oneshot;
 use crate::profile::Patch;
 
 mod batch;
+mod calendar;
 mod error;
 mod merge;
 mod model;
 mod writer;
 
+pub use calendar::{CalendarCopy, CalendarFiring, CalendarRow, ShownRow, CALENDAR_CHANGED};
 pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
 pub use model::{
@@ -365,7 +367,7 @@ impl Queue {
             .collect()
     }
 
-    /// Claim every pending row of `target` for one request, if its first row (in firing
+    /// Claim every due pending row of `target` for one request, if its first row (in firing
     /// order) is due at `now`: the rows become `in_flight` until [`Queue::finish`] — with
     /// [`Finish::NotSent`] for [`Claim::NothingToSend`]. Concurrent claims share one `UPDATE … RETURNING` (see
     /// `queue/batch.rs`).

@@ -1,0 +1,362 @@
+//! The calendar source (SPEC §5): one task per `[[calendars]]` entry. It fetches the feed
+//! every `poll` (conditionally, backing off after failures), keeps the last good copy in the
+//! database, and after each fetch turns the occurrences into queue rows: the pure
+//! [`calendar::firings`] says what the calendar wants from now on, the pure
+//! [`calendar::reconcile`] compares that with the rows already queued, and the queue applies
+//! the plan in one transaction. From there on a calendar's row is like a rule's: committed
+//! before it is sent, merged, throttled, in order per target.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::calendar::{self, Existing, Firing, Occurrence, RowState, Warning};
+use crate::clock::Clock;
+use crate::config::{Calendar, Feed};
+use crate::feed::{backoff, Fetched, Fetcher, Validators};
+use crate::profile::{Patch, Status};
+use crate::queue::{
+    CalendarCopy, CalendarFiring, CalendarRow, NewUpdate, Queue, QueueError, State, Target,
+};
+
+/// A copy whose window ends sooner than this before `now + horizon` is fetched again
+/// unconditionally: a feed that never changes (every fetch a 304) would otherwise never
+/// have its later occurrences expanded.
+const STALE_WINDOW: TimeDelta = TimeDelta::days(1);
+
+/// What the stored copy holds besides the occurrences: what they were expanded with, so a
+/// reload that changes the zone, the addresses or the horizon re-fetches instead of trusting
+/// a 304 for occurrences expanded otherwise.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    /// The expansion's settings (see [`settings_of`]).
+    settings: String,
+    /// The occurrences, private titles already dropped by the parser.
+    occurrences: Vec<Occurrence>,
+}
+
+/// One calendar's task.
+pub struct CalendarTask {
+    calendar: Calendar,
+    fetcher: Fetcher,
+    queue: Queue,
+    clock: Clock,
+    /// Wakes the token's worker when rows were enqueued (looked up at each wake: a reload
+    /// may have restarted the worker).
+    wakers: super::Wakers,
+    /// The last good copy.
+    occurrences: Vec<Occurrence>,
+    /// The window it covers.
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Its validators, when the next fetch may be conditional.
+    validators: Option<Validators>,
+    /// Fetches failed in a row.
+    failures: u32,
+}
+
+impl CalendarTask {
+    /// A task for `calendar`, starting from the copy kept in the database.
+    pub(super) async fn new(
+        calendar: Calendar,
+        fetcher: Fetcher,
+        queue: Queue,
+        clock: Clock,
+        wakers: super::Wakers,
+    ) -> Result<CalendarTask, QueueError> {
+        let mut task = CalendarTask {
+            calendar,
+            fetcher,
+            queue,
+            clock,
+            wakers,
+            occurrences: Vec::new(),
+            window: None,
+            validators: None,
+            failures: 0,
+        };
+        if let Some(copy) = task.queue.calendar_copy(&task.calendar.name).await? {
+            task.restore_copy(&copy);
+        }
+        Ok(task)
+    }
+
+    /// Fetch and apply every `poll` until `shutdown`. The stored copy is applied first, so a
+    /// restart without network still shows the event running now.
+    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+        if self.window.is_some() {
+            self.apply_logged().await;
+        }
+        loop {
+            let wait = tokio::select! {
+                wait = self.poll_once() => wait,
+                _ = shutdown.cancelled() => return,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// One fetch and, if it gave anything, one apply. Returns how long to wait before the
+    /// next one.
+    pub async fn poll_once(&mut self) -> Duration {
+        let name = self.calendar.name.clone();
+        let (feed, warning) = match self.calendar.feed() {
+            Ok(f) => f,
+            Err(e) => {
+                self.failures += 1;
+                tracing::warn!(calendar = %name, "{e}; the last good copy stays in use");
+                return backoff(self.failures, self.calendar.poll);
+            }
+        };
+        if let Some(w) = warning {
+            tracing::warn!(calendar = %name, "{w}");
+        }
+        let now = self.clock.now();
+        let previous = self.validators.as_ref().filter(|_| self.window_fresh(now));
+        match self.fetcher.fetch(&feed, previous).await {
+            Err(e) => {
+                self.failures += 1;
+                let wait = backoff(self.failures, self.calendar.poll);
+                tracing::warn!(
+                    calendar = %name, host = %shown(&feed), failures = self.failures,
+                    "{e} (next try in {})", humantime::format_duration(wait)
+                );
+                return wait;
+            }
+            Ok(Fetched::NotModified) => {
+                self.failures = 0;
+                tracing::debug!(calendar = %name, "not modified");
+            }
+            Ok(Fetched::Body { bytes, validators }) => {
+                self.failures = 0;
+                let now = self.clock.now();
+                self.take_feed(&bytes, now);
+                self.validators = Some(validators);
+                if let Err(e) = self.store(now).await {
+                    tracing::error!(calendar = %name, error = %e, "cannot keep the calendar's copy in the database");
+                }
+            }
+        }
+        self.apply_logged().await;
+        self.calendar.poll
+    }
+
+    /// Parse and expand a fetched feed into the copy, logging what was skipped.
+    fn take_feed(&mut self, bytes: &[u8], now: DateTime<Utc>) {
+        let (from, to) = window_from(now, self.calendar.horizon);
+        let parsed = calendar::parse(bytes);
+        let expansion = calendar::expand(
+            &parsed.events,
+            from,
+            to,
+            self.calendar.timezone,
+            &self.calendar.email,
+        );
+        for w in parsed.warnings.iter().chain(&expansion.warnings) {
+            warn_feed(&self.calendar, w);
+        }
+        tracing::info!(
+            calendar = %self.calendar.name,
+            events = parsed.events.len(),
+            occurrences = expansion.occurrences.len(),
+            "calendar fetched"
+        );
+        self.occurrences = expansion.occurrences;
+        self.window = Some((from, to));
+    }
+
+    /// Whether the copy still reaches far enough ahead for a 304 to be trusted.
+    fn window_fresh(&self, now: DateTime<Utc>) -> bool {
+        let (_, wanted_to) = window_from(now, self.calendar.horizon);
+        self.window
+            .is_some_and(|(_, to)| to + STALE_WINDOW >= wanted_to)
+    }
+
+    /// Take the copy kept in the database, unless it was expanded with other settings (then
+    /// its occurrences are still used until a fetch succeeds, but not its validators).
+    fn restore_copy(&mut self, copy: &CalendarCopy) {
+        let Ok(stored) = serde_json::from_str::<Stored>(&copy.occurrences) else {
+            tracing::warn!(calendar = %self.calendar.name, "the stored copy of the calendar cannot be read; it is fetched again");
+            return;
+        };
+        let same = stored.settings == settings_of(&self.calendar);
+        self.occurrences = stored.occurrences;
+        self.window = Some(copy.window);
+        self.validators = if same {
+            serde_json::from_str(&copy.validators).ok()
+        } else {
+            None
+        };
+    }
+
+    /// Keep the copy in the database.
+    async fn store(&self, now: DateTime<Utc>) -> Result<(), QueueError> {
+        let Some(window) = self.window else {
+            return Ok(());
+        };
+        let stored = Stored {
+            settings: settings_of(&self.calendar),
+            occurrences: self.occurrences.clone(),
+        };
+        let copy = CalendarCopy {
+            occurrences: serde_json::to_string(&stored).expect("occurrences serialize"),
+            validators: serde_json::to_string(&self.validators.clone().unwrap_or_default())
+                .expect("validators serialize"),
+            window,
+            fetched_at: now,
+        };
+        self.queue
+            .store_calendar_copy(&self.calendar.name, &copy)
+            .await
+    }
+
+    /// [`Self::apply`], with its failure logged: the next poll tries again.
+    async fn apply_logged(&mut self) {
+        if let Err(e) = self.apply().await {
+            tracing::error!(calendar = %self.calendar.name, error = %e, "cannot queue the calendar's changes; trying again at the next poll");
+        }
+    }
+
+    /// Reconcile the copy with the queue at `now` and apply the plan. Returns how many rows
+    /// were enqueued.
+    pub async fn apply(&mut self) -> Result<usize, QueueError> {
+        let now = self.clock.now();
+        let target = Target {
+            token: self.calendar.token.clone(),
+            user: self.calendar.user.clone(),
+        };
+        let wanted = calendar::firings(&self.occurrences, &self.calendar, now);
+        let rows: Vec<Existing> = self
+            .queue
+            .calendar_rows(&self.calendar.name)
+            .await?
+            .iter()
+            .map(existing)
+            .collect();
+        let shown = self
+            .queue
+            .calendar_shown(&self.calendar.name, &target, now)
+            .await?;
+        let plan = calendar::reconcile(now, wanted, &rows, shown.as_ref().map(|s| s.key.as_str()));
+        let mut enqueue: Vec<CalendarFiring> = plan
+            .enqueue
+            .iter()
+            .map(|f| self.row_for(&target, f))
+            .collect();
+        if plan.end_now {
+            enqueue.push(self.end_now(&target, now));
+        }
+        let superseded = plan.supersede.len();
+        let ids = self
+            .queue
+            .apply_calendar(&self.calendar.name, plan.supersede, enqueue, now)
+            .await?;
+        if superseded > 0 || !ids.is_empty() {
+            tracing::info!(
+                calendar = %self.calendar.name, enqueued = ids.len(), superseded,
+                ended = plan.end_now, "calendar changes queued"
+            );
+        }
+        if !ids.is_empty() {
+            let waker = self
+                .wakers
+                .lock()
+                .expect("wakers lock")
+                .get(&self.calendar.token)
+                .cloned();
+            waker.as_deref().map(Notify::notify_one);
+        }
+        Ok(ids.len())
+    }
+
+    /// The queue row of one firing.
+    fn row_for(&self, target: &Target, f: &Firing) -> CalendarFiring {
+        CalendarFiring {
+            update: NewUpdate {
+                rule: None,
+                target: target.clone(),
+                fire_at: f.at,
+                patch: f.patch.clone(),
+                respect_manual: self.calendar.respect_manual,
+            },
+            key: f.key.clone(),
+            uid: f.uid.clone(),
+        }
+    }
+
+    /// The row that ends, at `now`, a status shown for an event that went away: a clear
+    /// (restoring the status from before is issue 13's `restore`).
+    fn end_now(&self, target: &Target, now: DateTime<Utc>) -> CalendarFiring {
+        CalendarFiring {
+            update: NewUpdate {
+                rule: None,
+                target: target.clone(),
+                fire_at: now,
+                patch: Patch {
+                    status: Some(Status {
+                        text: String::new(),
+                        emoji: String::new(),
+                        expiration: 0,
+                    }),
+                    fields: Default::default(),
+                },
+                respect_manual: self.calendar.respect_manual,
+            },
+            key: format!("gone|{}", now.timestamp_millis()),
+            uid: String::new(),
+        }
+    }
+}
+
+/// The window occurrences are expanded over at `now`.
+fn window_from(now: DateTime<Utc>, horizon: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
+    let ahead = TimeDelta::from_std(horizon).unwrap_or(TimeDelta::days(366));
+    (now, now + ahead)
+}
+
+/// What an expansion depends on besides the feed.
+fn settings_of(c: &Calendar) -> String {
+    format!(
+        "{}|{}|{}",
+        c.timezone,
+        c.horizon.as_secs(),
+        c.email.join(",")
+    )
+}
+
+/// A queue row as reconciling sees it.
+fn existing(r: &CalendarRow) -> Existing {
+    let state = match r.state {
+        _ if r.calendar_changed => RowState::CalendarChanged,
+        State::Pending | State::Held => RowState::Pending,
+        State::InFlight => RowState::InFlight,
+        State::Sent => RowState::Sent,
+        _ => RowState::Finished,
+    };
+    Existing {
+        id: r.id,
+        key: r.key.clone(),
+        at: r.fire_at,
+        state,
+    }
+}
+
+/// The feed's scheme and host, or the file, for messages.
+fn shown(feed: &Feed) -> String {
+    match feed {
+        Feed::Url(u) => u.display().to_string(),
+        Feed::File(p) => p.display().to_string(),
+    }
+}
+
+/// Log one parse or expansion warning, naming the calendar (a warning carries no title).
+fn warn_feed(c: &Calendar, w: &Warning) {
+    tracing::warn!(
+        calendar = %c.name, line = w.line, uid = w.uid.as_deref().unwrap_or(""),
+        "skipped or read by a fallback: {}", w.message
+    );
+}
