@@ -327,3 +327,35 @@ async fn a_restart_with_the_server_down_still_applies_the_running_event() {
         "the last good copy stays in use"
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_feed_is_followed_and_an_event_deleted_while_shown_ends_at_once() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-alice"]).await;
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let running = event("w1", "Workshop", now - TimeDelta::minutes(10), 3600, "");
+    let setup = Setup::new(
+        &slack,
+        "timezone = \"UTC\"\n[tokens.alice]\ntoken_env = \"CAL_TOKEN\"\n\
+         [[calendars]]\nname = \"local\"\ntoken = \"alice\"\nurl = \"work.ics\"\n\
+         [[calendars.map]]\nstatus_text = \"{summary}\"\n",
+    );
+    common::replace_file(&setup.path("work.ics"), &calendar(&[running]));
+    let mut child = setup.spawn("daemon.log", &[("CAL_TOKEN", "xoxp-alice")]);
+    wait_for("the running event shown", Duration::from_secs(15), || {
+        slack.received().len() == 1
+    })
+    .await;
+    assert_eq!(slack.received()[0].profile["status_text"], "Workshop");
+
+    // The event is deleted from the file: no need to wait for `poll` (5 minutes), and the
+    // status goes at once instead of at its expiry.
+    common::replace_file(&setup.path("work.ics"), &calendar(&[]));
+    wait_for("the status ended", Duration::from_secs(15), || {
+        slack.received().len() == 2
+    })
+    .await;
+    common::stop(&mut child).await;
+    let cleared = &slack.received()[1].profile;
+    assert_eq!(cleared["status_text"], "", "{cleared}");
+    assert_eq!(cleared["status_emoji"], "", "{cleared}");
+}

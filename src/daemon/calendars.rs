@@ -26,6 +26,11 @@ use crate::queue::{
 /// have its later occurrences expanded.
 const STALE_WINDOW: TimeDelta = TimeDelta::days(1);
 
+/// How often a calendar read from a local file is looked at: a look that finds the file
+/// unchanged is one `fstat` (the fetcher compares its pseudo ETag), so an edit shows within
+/// seconds, as an edit of the config does, without waiting for `poll`.
+pub const FILE_CHECK: Duration = Duration::from_secs(2);
+
 /// What the stored copy holds besides the occurrences: what they were expanded with, so a
 /// reload that changes the zone, the addresses or the horizon re-fetches instead of trusting
 /// a 304 for occurrences expanded otherwise.
@@ -54,6 +59,9 @@ pub struct CalendarTask {
     validators: Option<Validators>,
     /// Fetches failed in a row.
     failures: u32,
+    /// The copy has not been applied since it last changed (the database refused it): the
+    /// next fetch applies it even if the feed is unchanged.
+    unapplied: bool,
 }
 
 impl CalendarTask {
@@ -75,6 +83,7 @@ impl CalendarTask {
             window: None,
             validators: None,
             failures: 0,
+            unapplied: false,
         };
         if let Some(copy) = task.queue.calendar_copy(&task.calendar.name).await? {
             task.restore_copy(&copy);
@@ -128,8 +137,13 @@ impl CalendarTask {
                 return wait;
             }
             Ok(Fetched::NotModified) => {
+                // The copy was applied when it came (or at start): unchanged occurrences
+                // want nothing new.
                 self.failures = 0;
                 tracing::debug!(calendar = %name, "not modified");
+                if self.unapplied {
+                    self.apply_logged().await;
+                }
             }
             Ok(Fetched::Body { bytes, validators }) => {
                 self.failures = 0;
@@ -139,10 +153,13 @@ impl CalendarTask {
                 if let Err(e) = self.store(now).await {
                     tracing::error!(calendar = %name, error = %e, "cannot keep the calendar's copy in the database");
                 }
+                self.apply_logged().await;
             }
         }
-        self.apply_logged().await;
-        self.calendar.poll
+        match feed {
+            Feed::File(_) => self.calendar.poll.min(FILE_CHECK),
+            Feed::Url(_) => self.calendar.poll,
+        }
     }
 
     /// Parse and expand a fetched feed into the copy, logging what was skipped.
@@ -216,7 +233,9 @@ impl CalendarTask {
 
     /// [`Self::apply`], with its failure logged: the next poll tries again.
     async fn apply_logged(&mut self) {
-        if let Err(e) = self.apply().await {
+        let outcome = self.apply().await;
+        self.unapplied = outcome.is_err();
+        if let Err(e) = outcome {
             tracing::error!(calendar = %self.calendar.name, error = %e, "cannot queue the calendar's changes; trying again at the next poll");
         }
     }
