@@ -84,11 +84,13 @@ pub fn row_line(r: &Update) -> String {
     )
 }
 
-/// A row for scripts: `id`, `state`, `rule`, `token`, `user`, `at`, `attempts`,
-/// `last_error` and `profile` (what it sets, as `users.profile.set` receives it).
+/// A row for scripts: `id`, `state`, `rule`, `calendar` (the calendar whose change it is, or
+/// null), `token`, `user`, `at`, `attempts`, `last_error` and `profile` (what it sets, as
+/// `users.profile.set` receives it).
 pub fn row_json(r: &Update) -> serde_json::Value {
     serde_json::json!({
-        "id": r.id, "state": r.state.as_str(), "rule": r.rule, "token": r.target.token,
+        "id": r.id, "state": r.state.as_str(), "rule": r.rule, "calendar": r.calendar,
+        "token": r.target.token,
         "user": r.target.user, "at": r.fire_at.to_rfc3339(), "attempts": r.attempts,
         "last_error": r.last_error, "profile": crate::slack::wire::profile_json(&r.patch),
     })
@@ -106,6 +108,7 @@ mod tests {
         Update {
             id,
             rule: Some("coffee".into()),
+            calendar: None,
             target: Target {
                 token: "alice".into(),
                 user: user.map(str::to_string),

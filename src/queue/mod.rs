@@ -63,7 +63,7 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 }
 
 const ROW_COLUMNS: &str =
-    "id, rule, token, user, fire_at, patch, respect_manual, state, attempts, \
+    "id, rule, calendar, token, user, fire_at, patch, respect_manual, state, attempts, \
      last_error, not_before, created_at, updated_at";
 
 /// The target of a row read with its `token` and `user` columns.
@@ -85,6 +85,7 @@ fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
     Ok(Update {
         id,
         rule: r.try_get("rule")?,
+        calendar: r.try_get("calendar")?,
         target: row_target(r)?,
         fire_at: from_ms(r.try_get("fire_at")?),
         patch,

@@ -130,6 +130,8 @@ pub struct Update {
     pub id: i64,
     /// The rule that fired, if any.
     pub rule: Option<String>,
+    /// The calendar whose change it is, if any.
+    pub calendar: Option<String>,
     /// Who it is for.
     pub target: Target,
     /// The firing instant.
