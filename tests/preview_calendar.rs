@@ -66,6 +66,17 @@ fn feed_path() -> String {
     format!("/alice/{SECRET}/basic.ics")
 }
 
+/// The JSON lines of `preview --json --from {from} --count {count}` on `cfg`, checked for
+/// success and for no secret in the output.
+async fn preview_json(cfg: &str, from: &str, count: usize) -> Vec<Value> {
+    let count = count.to_string();
+    let o = run(&[
+        "--config", cfg, "preview", "--json", "--from", from, "--count", &count,
+    ])
+    .await;
+    json_lines(&o)
+}
+
 /// An instant in Berlin (December: +01:00) as a Unix timestamp, for `status_expiration`.
 fn ts(rfc3339: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
@@ -148,12 +159,8 @@ fn week() -> Vec<Value> {
 async fn calendar_firings_are_merged_with_the_rules_in_time_order_with_their_keys() {
     let (addr, hits) = serve_feed().await;
     let (_dir, cfg) = config(addr, &feed_path());
-    let o = run(&[
-        "--config", &cfg, "preview", "--json", "--from", FROM, "--count", "12",
-    ])
-    .await;
-    let lines = json_lines(&o);
-    assert_eq!(lines, week(), "{}", stdout(&o));
+    let lines = preview_json(&cfg, FROM, 12).await;
+    assert_eq!(lines, week());
     for line in &lines {
         let mut keys: Vec<&str> = line
             .as_object()
@@ -180,18 +187,11 @@ async fn count_cuts_the_merged_list() {
     let (addr, _) = serve_feed().await;
     let (_dir, cfg) = config(addr, &feed_path());
     for count in [1, 2, 5, 8] {
-        let o = run(&[
-            "--config",
-            &cfg,
-            "preview",
-            "--json",
-            "--from",
-            FROM,
-            "--count",
-            &count.to_string(),
-        ])
-        .await;
-        assert_eq!(json_lines(&o), week()[..count], "--count {count}");
+        assert_eq!(
+            preview_json(&cfg, FROM, count).await,
+            week()[..count],
+            "--count {count}"
+        );
     }
 }
 
@@ -201,32 +201,11 @@ async fn the_event_running_at_from_is_listed_at_its_real_start() {
     let (_dir, cfg) = config(addr, &feed_path());
     // Thursday 10:00, the vacation running since midnight: it is what the daemon applies at
     // once, so it comes first, before the rule's next firing (Friday 09:00).
-    let o = run(&[
-        "--config",
-        &cfg,
-        "preview",
-        "--json",
-        "--from",
-        "2026-12-10T10:00:00+01:00",
-        "--count",
-        "3",
-    ])
-    .await;
-    assert_eq!(json_lines(&o), [vacation(), coffee("11"), coffee("14")]);
+    let lines = preview_json(&cfg, "2026-12-10T10:00:00+01:00", 3).await;
+    assert_eq!(lines, [vacation(), coffee("11"), coffee("14")]);
 
     // Tuesday 14:30, inside the private event: listed from 14:00, as `Busy`.
-    let o = run(&[
-        "--config",
-        &cfg,
-        "preview",
-        "--json",
-        "--from",
-        "2026-12-08T14:30:00+01:00",
-        "--count",
-        "1",
-    ])
-    .await;
-    let lines = json_lines(&o);
+    let lines = preview_json(&cfg, "2026-12-08T14:30:00+01:00", 1).await;
     assert_eq!(lines[0]["at"], "2026-12-08T14:00:00+01:00");
     assert_eq!(lines[0]["profile"]["status_text"], "Busy");
 }

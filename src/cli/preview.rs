@@ -40,11 +40,24 @@ pub async fn preview(
     listed.extend(calendar_firings(config, from).await?);
     // Stable: at an equal instant rules come first, then calendars in config order.
     listed.sort_by_key(|f| f.at.with_timezone(&Utc));
-    for f in listed.iter().take(count) {
+    listed.truncate(count);
+    print(out, &listed, json, Firing::to_json, Firing::to_line)
+}
+
+/// Print `items` one per line, as JSON objects with `json` and else as text: the output of
+/// `preview` and of `preview --events` alike.
+fn print<T>(
+    out: &mut impl Write,
+    items: &[T],
+    json: bool,
+    as_json: impl Fn(&T) -> serde_json::Value,
+    as_line: impl Fn(&T) -> String,
+) -> Result<(), CliError> {
+    for item in items {
         if json {
-            line(out, f.to_json())?;
+            line(out, as_json(item))?;
         } else {
-            line(out, f.to_line())?;
+            line(out, as_line(item))?;
         }
     }
     Ok(())
@@ -337,8 +350,8 @@ mod events {
 
     use chrono::{DateTime, Utc};
 
-    use super::super::{line, CliError};
-    use super::feeds;
+    use super::super::CliError;
+    use super::{feeds, print};
     use crate::calendar::{Map, Matcher, Occurrence};
     use crate::config::{Calendar, Config};
     use crate::feed::{FetchLimits, Fetcher};
@@ -370,14 +383,8 @@ mod events {
         }
         // Stable: equal starts keep the config's order of calendars and each feed's order.
         listed.sort_by_key(|l| l.occurrence.start);
-        for l in listed.iter().take(count) {
-            if json {
-                line(out, l.to_json())?;
-            } else {
-                line(out, l.to_line())?;
-            }
-        }
-        Ok(())
+        listed.truncate(count);
+        print(out, &listed, json, Listed::to_json, Listed::to_line)
     }
 
     /// One occurrence as listed.
