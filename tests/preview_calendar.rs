@@ -246,3 +246,32 @@ async fn a_feed_that_fails_is_an_error_naming_the_calendar_and_host_only() {
     );
     assert!(!err.contains(&addr.port().to_string()), "host only: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_restore_the_end_of_the_calendars_status_is_a_line_of_its_own() {
+    let (addr, _) = serve_feed().await;
+    let (dir, cfg) = config(addr, &feed_path());
+    let path = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("horizon = \"7d\"\n", "horizon = \"7d\"\nrestore = true\n"),
+    )
+    .unwrap();
+    let lines = preview_json(&cfg, FROM, 3).await;
+    let end = json!({
+        "at": "2026-12-07T09:45:00+01:00", "source": "calendar", "rule": null,
+        "calendar": "work", "uid": "standup-1@google.com", "token": "alice", "user": null,
+        "expires": null, "profile": {},
+    });
+    assert_eq!(lines, [coffee("07"), standup("07"), end]);
+
+    let o = run(&["--config", &cfg, "preview", "--from", FROM, "--count", "3"]).await;
+    assert_eq!(
+        stdout(&o).lines().nth(2),
+        Some(
+            "2026-12-07T09:45:00+01:00  calendar work  alice  \
+             (calendar status ends: restore the one from before)  uid standup-1@google.com"
+        )
+    );
+}
