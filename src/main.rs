@@ -188,10 +188,11 @@ fn command(path: &Path, command: Command) -> anyhow::Result<()> {
                 Some(s) => cli::parse_from(&s)?,
                 None => Utc::now(),
             };
+            let rt = runtime()?;
             if events {
-                runtime()?.block_on(cli::preview_events(&config, from, count, json, &mut out))?
+                rt.block_on(cli::preview_events(&config, from, count, json, &mut out))?
             } else {
-                cli::preview(&config, from, count, json, &mut out)?
+                rt.block_on(cli::preview(&config, from, count, json, &mut out))?
             }
         }
         Command::Run { dry_run } => {

@@ -4,45 +4,17 @@
 //! private event's title nowhere, and a fetch failure an error naming calendar and host.
 
 mod common;
+mod preview_feed;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use axum::extract::State;
-use axum::http::{StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
 use serde_json::Value;
 
-/// The part of the calendar's address no output may show.
-const SECRET: &str = "s3cr3t";
-/// The private event's title (and a word of its description), which never leaves the
-/// parser.
-const PRIVATE: &str = "Quibblesworth";
-/// The Monday the window starts, in Berlin.
-const FROM: &str = "2026-12-07T00:00:00+01:00";
-
-/// Serves `preview.ics` at `/alice/{SECRET}/basic.ics`, 500 anywhere else; counts requests.
-async fn serve_feed() -> (SocketAddr, Arc<AtomicUsize>) {
-    async fn feed(State(hits): State<Arc<AtomicUsize>>, uri: Uri) -> Response {
-        hits.fetch_add(1, Ordering::SeqCst);
-        if uri.path() == format!("/alice/{SECRET}/basic.ics") {
-            let ics: &[u8] = include_bytes!("data/calendars/preview.ics");
-            ([("content-type", "text/calendar")], ics).into_response()
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-    let hits = Arc::new(AtomicUsize::new(0));
-    let app = Router::new().fallback(feed).with_state(hits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, hits)
-}
+use preview_feed::{
+    assert_nothing_secret, json_lines, run, serve_feed, stderr, stdout, FROM, SECRET,
+};
 
 /// A config folder with the calendar `work` at `work_path` on the server and the calendar
 /// `local` read from `local.ics` (a copy of Fastmail's export) beside the config.
@@ -94,52 +66,6 @@ status_text = "Climbing"
     )
     .unwrap();
     (dir, path.to_string_lossy().into_owned())
-}
-
-/// Run the binary with `args` off the runtime's threads, so the feed server keeps serving.
-async fn run(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(common::bin())
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// No output of `o` shows the private title or the address's secret part.
-fn assert_nothing_secret(o: &Output) {
-    for (what, text) in [("stdout", stdout(o)), ("stderr", stderr(o))] {
-        assert!(
-            !text.contains(PRIVATE),
-            "the private title on {what}: {text}"
-        );
-        assert!(
-            !text.contains(SECRET),
-            "the secret address on {what}: {text}"
-        );
-    }
-}
-
-/// The JSON lines of a successful run.
-fn json_lines(o: &Output) -> Vec<Value> {
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
-    assert_nothing_secret(o);
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// (calendar, uid, start, end, all_day, busy, summary, map, ignored) of a JSON line.

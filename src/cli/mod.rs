@@ -3,8 +3,8 @@
 //! prints lives here, where tests reach it.
 //!
 //! - `check`: validate the config and say what a reload applies.
-//! - `preview`: the next firings of every rule, as text or JSON lines; with `--events`, the
-//!   calendars' expanded occurrences.
+//! - `preview`: the next firings of every rule and calendar, as text or JSON lines; with
+//!   `--events`, the calendars' expanded occurrences.
 //! - `set`: one immediate update, validated as the config validates a rule.
 //! - `queue`: list, retry and drop rows; the row's text and JSON line shapes.
 //! - `status`: how the daemon stands — its pid, each token, the next firings.
@@ -32,7 +32,7 @@ mod status;
 
 pub use self::queue::{queue, row_json, row_line, QueueAction};
 pub use check::check;
-pub use preview::{parse_from, preview, preview_events, upcoming, Firing};
+pub use preview::{parse_from, preview, preview_events, upcoming, Firing, Source};
 pub use run::run;
 pub use set::{set, SetArgs, SetError};
 pub use status::status;

@@ -1,8 +1,11 @@
-//! `slack-statusd preview`: the next firings of every rule, as text or JSON lines. What it
-//! prints is a pure function of the config and a start instant ([`upcoming`]).
+//! `slack-statusd preview`: the next firings of every rule and every calendar, merged in
+//! time order, as text or JSON lines. The rules' part is a pure function of the config and a
+//! start instant ([`upcoming`]); the calendars' part fetches (or reads) each feed once and
+//! runs the daemon's own pure steps on it (`calendar::expand`, `calendar::firings`).
 //!
-//! `preview --events` ([`preview_events`]) fetches each calendar once and lists its expanded
-//! occurrences instead: what a user runs to see why a meeting did or did not set a status.
+//! `preview --events` ([`preview_events`]) lists each calendar's expanded occurrences
+//! instead: what a user runs to see why a meeting did or did not set a status. Both fetch
+//! through [`feeds::occurrences`], so a failing feed reads the same in both.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,24 +17,47 @@ use chrono_tz::Tz;
 pub use events::preview_events;
 
 use super::{line, CliError};
-use crate::config::{Config, Rule};
+use crate::calendar::{self, Kind};
+use crate::config::{Calendar, Config, Rule};
 use crate::daemon::scheduler::patch_for;
+use crate::feed::{FetchLimits, Fetcher};
 use crate::profile::Patch;
 use crate::schedule::next_firing;
+use crate::untrusted::escape;
 
-/// Print the first `count` firings after `from`, one line each, or one JSON object per line.
-pub fn preview(
+/// Print the first `count` firings after `from` — the rules' and the calendars' (SPEC §5:
+/// a calendar's as far as its horizon, the segment running at `from` at its real start) —
+/// earliest first, one line each or one JSON object per line. A feed that cannot be fetched
+/// is an error naming the calendar and the feed's host, and nothing is printed.
+pub async fn preview(
     config: &Config,
     from: DateTime<Utc>,
     count: usize,
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    for f in upcoming(config, from, count) {
+    let mut listed = upcoming(config, from, count);
+    listed.extend(calendar_firings(config, from).await?);
+    // Stable: at an equal instant rules come first, then calendars in config order.
+    listed.sort_by_key(|f| f.at.with_timezone(&Utc));
+    listed.truncate(count);
+    print(out, &listed, json, Firing::to_json, Firing::to_line)
+}
+
+/// Print `items` one per line, as JSON objects with `json` and else as text: the output of
+/// `preview` and of `preview --events` alike.
+fn print<T>(
+    out: &mut impl Write,
+    items: &[T],
+    json: bool,
+    as_json: impl Fn(&T) -> serde_json::Value,
+    as_line: impl Fn(&T) -> String,
+) -> Result<(), CliError> {
+    for item in items {
         if json {
-            line(out, f.to_json())?;
+            line(out, as_json(item))?;
         } else {
-            line(out, f.to_line())?;
+            line(out, as_line(item))?;
         }
     }
     Ok(())
@@ -47,18 +73,35 @@ pub fn parse_from(given: &str) -> Result<DateTime<Utc>, CliError> {
         })
 }
 
+/// Where a firing comes from.
+#[derive(Debug, Clone)]
+pub enum Source<'a> {
+    /// A `[[rules]]` entry.
+    Rule(&'a Rule),
+    /// A calendar's status change (SPEC §5 "Timeline").
+    Calendar {
+        /// The calendar.
+        calendar: &'a Calendar,
+        /// The UID of the occurrence shown (for an end, of the one whose status ends).
+        uid: String,
+        /// Whether it shows a status or, with `restore`, ends the calendar's.
+        kind: Kind,
+    },
+}
+
 /// One upcoming firing.
 #[derive(Debug, Clone)]
 pub struct Firing<'a> {
-    /// The firing instant, shown in the rule's zone.
+    /// The firing instant, shown in the rule's or calendar's zone.
     pub at: DateTime<Tz>,
-    /// The rule that fires.
-    pub rule: &'a Rule,
+    /// The rule or calendar that fires.
+    pub source: Source<'a>,
     /// What it will set.
     pub patch: Patch,
 }
 
-/// The first `count` firings strictly after `from`, earliest first (ties in rule order).
+/// The first `count` firings of the rules strictly after `from`, earliest first (ties in
+/// rule order). Pure: calendars, which need their feeds, are [`preview`]'s.
 pub fn upcoming(config: &Config, from: DateTime<Utc>, count: usize) -> Vec<Firing<'_>> {
     let next = |r: &Rule, after| next_firing(&r.schedule, r.timezone, &r.skip_dates, after);
     let mut heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>> = config
@@ -75,7 +118,7 @@ pub fn upcoming(config: &Config, from: DateTime<Utc>, count: usize) -> Vec<Firin
         let rule = &config.rules[i];
         out.push(Firing {
             at: at.with_timezone(&rule.timezone),
-            rule,
+            source: Source::Rule(rule),
             patch: patch_for(rule, at),
         });
         if let Some(n) = next(rule, at) {
@@ -85,11 +128,60 @@ pub fn upcoming(config: &Config, from: DateTime<Utc>, count: usize) -> Vec<Firin
     out
 }
 
+/// Every calendar's firings from `from` as far as its horizon, each calendar fetched once:
+/// what the daemon would enqueue after a fetch at `from`.
+async fn calendar_firings(
+    config: &Config,
+    from: DateTime<Utc>,
+) -> Result<Vec<Firing<'_>>, CliError> {
+    if config.calendars.is_empty() {
+        // A config with rules only needs no HTTP client.
+        return Ok(Vec::new());
+    }
+    let fetcher = Fetcher::new(FetchLimits::default()).map_err(CliError::Fetcher)?;
+    let mut out = Vec::new();
+    for calendar in config.calendars.iter() {
+        let (occurrences, to) = feeds::occurrences(&fetcher, calendar, from).await?;
+        out.extend(
+            calendar::firings(&occurrences, calendar, from)
+                .into_iter()
+                // A segment that begins within the horizon and runs past it is listed; the
+                // change at its end is beyond what was expanded, so it is not.
+                .filter(|f| f.at <= to)
+                .map(|f| Firing {
+                    at: f.at.with_timezone(&calendar.timezone),
+                    source: Source::Calendar {
+                        calendar,
+                        uid: f.uid,
+                        kind: f.kind,
+                    },
+                    patch: f.patch,
+                }),
+        );
+    }
+    Ok(out)
+}
+
 impl Firing<'_> {
+    /// The token and user it is for, `token/user` or `token`.
     fn target(&self) -> String {
-        match &self.rule.user {
-            Some(u) => format!("{}/{}", self.rule.token, u),
-            None => self.rule.token.clone(),
+        match self.user() {
+            Some(u) => format!("{}/{u}", self.token()),
+            None => self.token().to_string(),
+        }
+    }
+
+    fn token(&self) -> &str {
+        match &self.source {
+            Source::Rule(r) => &r.token,
+            Source::Calendar { calendar, .. } => &calendar.token,
+        }
+    }
+
+    fn user(&self) -> Option<&str> {
+        match &self.source {
+            Source::Rule(r) => r.user.as_deref(),
+            Source::Calendar { calendar, .. } => calendar.user.as_deref(),
         }
     }
 
@@ -98,11 +190,12 @@ impl Firing<'_> {
         (s.expiration != 0)
             .then(|| DateTime::from_timestamp(s.expiration, 0))
             .flatten()
-            .map(|e| e.with_timezone(&self.rule.timezone))
+            .map(|e| e.with_timezone(&self.at.timezone()))
     }
 
-    /// One line: instant, rule, target, what it sets, expiry.
-    pub fn to_line(&self) -> String {
+    /// What it sets, as shown on one line: the status (or "(clear status)") and each
+    /// other profile field.
+    fn what(&self) -> Vec<String> {
         let mut what: Vec<String> = Vec::new();
         if let Some(s) = &self.patch.status {
             if s.text.is_empty() && s.emoji.is_empty() {
@@ -125,29 +218,128 @@ impl Firing<'_> {
                     .map_or_else(|| shown.to_string(), str::to_string)
             ));
         }
+        if let Source::Calendar {
+            kind: Kind::End, ..
+        } = self.source
+        {
+            what.push("(calendar status ends: restore the one from before)".into());
+        }
+        what
+    }
+
+    /// One line: instant, rule (or `calendar NAME`), target, what it sets, expiry; a
+    /// calendar's line ends with the occurrence's UID. A calendar's text comes from its
+    /// feed, so it is escaped.
+    pub fn to_line(&self) -> String {
+        let what = self.what().join("  ");
+        let (name, what) = match &self.source {
+            Source::Rule(r) => (r.name.clone(), what),
+            Source::Calendar { calendar, .. } => (
+                format!("calendar {}", calendar.name),
+                escape(&what).into_owned(),
+            ),
+        };
         let mut line = format!(
-            "{}  {}  {}  {}",
+            "{}  {name}  {}  {what}",
             self.at.to_rfc3339(),
-            self.rule.name,
-            self.target(),
-            what.join("  ")
+            self.target()
         );
         if let Some(e) = self.expires() {
             line.push_str(&format!("  expires {}", e.to_rfc3339()));
         }
+        if let Source::Calendar { uid, .. } = &self.source {
+            line.push_str(&format!("  uid {}", escape(uid)));
+        }
         line
     }
 
-    /// One JSON object with the keys `at`, `rule`, `token`, `user`, `expires`, `profile`.
+    /// One JSON object with the keys `at`, `rule`, `token`, `user`, `expires`, `profile`,
+    /// `source` (`rule` or `calendar`), `calendar` and `uid` (SPEC §2 and §5); `rule` is
+    /// null on a calendar's line, `calendar` and `uid` on a rule's.
     pub fn to_json(&self) -> serde_json::Value {
+        let (source, rule, calendar, uid) = match &self.source {
+            Source::Rule(r) => ("rule", Some(r.name.as_str()), None, None),
+            Source::Calendar { calendar, uid, .. } => (
+                "calendar",
+                None,
+                Some(calendar.name.as_str()),
+                Some(uid.as_str()),
+            ),
+        };
         serde_json::json!({
             "at": self.at.to_rfc3339(),
-            "rule": self.rule.name,
-            "token": self.rule.token,
-            "user": self.rule.user,
+            "source": source,
+            "rule": rule,
+            "calendar": calendar,
+            "uid": uid,
+            "token": self.token(),
+            "user": self.user(),
             "expires": self.expires().map(|e| e.to_rfc3339()),
             "profile": crate::slack::wire::profile_json(&self.patch),
         })
+    }
+}
+
+/// Fetching one calendar for `preview` and `preview --events`: the one code path both use,
+/// so a failing feed is the same error in both.
+mod feeds {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::super::CliError;
+    use crate::calendar::{self, Occurrence, Warning};
+    use crate::config::Calendar;
+    use crate::feed::{Fetched, Fetcher};
+    use crate::untrusted::escape;
+
+    /// The occurrences of `calendar` over its horizon from `from`, and the horizon's end;
+    /// its warnings printed to standard error.
+    pub async fn occurrences(
+        fetcher: &Fetcher,
+        calendar: &Calendar,
+        from: DateTime<Utc>,
+    ) -> Result<(Vec<Occurrence>, DateTime<Utc>), CliError> {
+        let (feed, warning) = calendar.feed()?;
+        if let Some(w) = warning {
+            eprintln!("slack-statusd: warning: {w}");
+        }
+        let fetched = fetcher
+            .fetch(&feed, None)
+            .await
+            .map_err(|source| CliError::Feed {
+                calendar: calendar.name.clone(),
+                source,
+            })?;
+        // An unconditional fetch always has a body; `NotModified` answers only validators.
+        let Fetched::Body { bytes, .. } = fetched else {
+            return Ok((Vec::new(), from));
+        };
+        let parsed = calendar::parse(&bytes);
+        drop(bytes);
+        // The horizon is at most a year (the config checks it), so this cannot overflow.
+        let to = TimeDelta::from_std(calendar.horizon)
+            .ok()
+            .and_then(|h| from.checked_add_signed(h))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let expansion =
+            calendar::expand(&parsed.events, from, to, calendar.timezone, &calendar.email);
+        for w in parsed.warnings.iter().chain(&expansion.warnings) {
+            eprintln!("slack-statusd: warning: {}", warning_line(calendar, w));
+        }
+        Ok((expansion.occurrences, to))
+    }
+
+    /// A parse or expansion warning, naming the calendar, the line and the event's UID (a
+    /// warning never carries a title).
+    fn warning_line(calendar: &Calendar, w: &Warning) -> String {
+        let mut text = calendar.label();
+        if w.line > 0 {
+            text.push_str(&format!(": line {}", w.line));
+        }
+        if let Some(uid) = &w.uid {
+            text.push_str(&format!(" (UID {})", escape(uid)));
+        }
+        text.push_str(&format!(": {}", escape(&w.message)));
+        text
     }
 }
 
@@ -156,16 +348,14 @@ impl Firing<'_> {
 mod events {
     use std::io::Write;
 
-    use chrono::{DateTime, TimeDelta, Utc};
+    use chrono::{DateTime, Utc};
 
-    use super::super::{line, CliError};
-    use crate::calendar::{self, Occurrence, Warning};
+    use super::super::CliError;
+    use super::{feeds, print};
+    use crate::calendar::{Map, Matcher, Occurrence};
     use crate::config::{Calendar, Config};
-    use crate::feed::{FetchLimits, Fetched, Fetcher};
+    use crate::feed::{FetchLimits, Fetcher};
     use crate::untrusted::escape;
-
-    /// What a private event's title is, to `summary` regexes (SPEC §5).
-    const PRIVATE_TITLE: &str = "Busy";
 
     /// Fetch (or read) each calendar once and print the first `count` occurrences that
     /// overlap `[from, from + horizon)`, earliest start first (at an equal start, in config
@@ -182,9 +372,10 @@ mod events {
         let fetcher = Fetcher::new(FetchLimits::default()).map_err(CliError::Fetcher)?;
         let mut listed: Vec<Listed<'_>> = Vec::new();
         for calendar in config.calendars.iter() {
-            for occurrence in occurrences(&fetcher, calendar, from).await? {
+            let (occurrences, _) = feeds::occurrences(&fetcher, calendar, from).await?;
+            for occurrence in occurrences {
                 listed.push(Listed {
-                    map: map_index(calendar, &occurrence),
+                    map: Map(&calendar.map).matches(&occurrence),
                     calendar,
                     occurrence,
                 });
@@ -192,78 +383,8 @@ mod events {
         }
         // Stable: equal starts keep the config's order of calendars and each feed's order.
         listed.sort_by_key(|l| l.occurrence.start);
-        for l in listed.iter().take(count) {
-            if json {
-                line(out, l.to_json())?;
-            } else {
-                line(out, l.to_line())?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The occurrences of `calendar` over its horizon from `from`, its warnings printed.
-    async fn occurrences(
-        fetcher: &Fetcher,
-        calendar: &Calendar,
-        from: DateTime<Utc>,
-    ) -> Result<Vec<Occurrence>, CliError> {
-        let (feed, warning) = calendar.feed()?;
-        if let Some(w) = warning {
-            eprintln!("slack-statusd: warning: {w}");
-        }
-        let fetched = fetcher
-            .fetch(&feed, None)
-            .await
-            .map_err(|source| CliError::Feed {
-                calendar: calendar.name.clone(),
-                source,
-            })?;
-        // An unconditional fetch always has a body; `NotModified` answers only validators.
-        let Fetched::Body { bytes, .. } = fetched else {
-            return Ok(Vec::new());
-        };
-        let parsed = calendar::parse(&bytes);
-        drop(bytes);
-        // The horizon is at most a year (the config checks it), so this cannot overflow.
-        let to = TimeDelta::from_std(calendar.horizon)
-            .ok()
-            .and_then(|h| from.checked_add_signed(h))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let expansion =
-            calendar::expand(&parsed.events, from, to, calendar.timezone, &calendar.email);
-        for w in parsed.warnings.iter().chain(&expansion.warnings) {
-            eprintln!("slack-statusd: warning: {}", warning_line(calendar, w));
-        }
-        Ok(expansion.occurrences)
-    }
-
-    /// A parse or expansion warning, naming the calendar, the line and the event's UID (a
-    /// warning never carries a title).
-    fn warning_line(calendar: &Calendar, w: &Warning) -> String {
-        let mut text = calendar.label();
-        if w.line > 0 {
-            text.push_str(&format!(": line {}", w.line));
-        }
-        if let Some(uid) = &w.uid {
-            text.push_str(&format!(" (UID {})", escape(uid)));
-        }
-        text.push_str(&format!(": {}", escape(&w.message)));
-        text
-    }
-
-    /// The index of the first map entry of `calendar` that matches `o`, a private event's
-    /// title matched as `Busy` (an event without a title as the empty string).
-    fn map_index(calendar: &Calendar, o: &Occurrence) -> Option<usize> {
-        let title = if o.private {
-            PRIVATE_TITLE
-        } else {
-            o.summary.as_deref().unwrap_or("")
-        };
-        calendar
-            .map
-            .iter()
-            .position(|entry| entry.matches(title, o.busy, o.all_day))
+        listed.truncate(count);
+        print(out, &listed, json, Listed::to_json, Listed::to_line)
     }
 
     /// One occurrence as listed.
