@@ -253,6 +253,11 @@ async fn a_calendar_sets_and_supersedes_statuses_on_time_and_keeps_its_secrets()
         log_text.contains("host=http://127.0.0.1 "),
         "the host is named: {log_text}"
     );
+    // `status` says when the feed last answered (the last fetch, a 304, counts).
+    let out = setup.cli(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["calendars"][0]["calendar"], "work", "{status}");
+    assert!(status["calendars"][0]["last_fetch"].is_string(), "{status}");
     let bytes = database_bytes(&setup);
     assert!(
         !contains(&bytes, PRIVATE),

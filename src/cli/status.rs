@@ -30,7 +30,17 @@ pub async fn status(
         .token_summaries()
         .await
         .map_err(|e| e.at(queue.path()));
+    let fetches = queue
+        .calendar_fetches()
+        .await
+        .map_err(|e| e.at(queue.path()));
     close(queue).await;
+    let fetches = fetches?;
+    let calendars: Vec<(&str, Option<DateTime<Utc>>)> = config
+        .calendars
+        .iter()
+        .map(|c| (c.name.as_str(), fetches.get(&c.name).copied()))
+        .collect();
     let mut summaries: BTreeMap<String, TokenSummary> = summaries?
         .into_iter()
         .map(|s| (s.token.clone(), s))
@@ -62,6 +72,10 @@ pub async fn status(
             "daemon": holder.as_ref().map(|pid| json!({"pid": pid})),
             "database": config.database.display().to_string(),
             "tokens": tokens.iter().map(|t| token_json(t, config)).collect::<Vec<_>>(),
+            "calendars": calendars.iter().map(|(name, at)| json!({
+                "calendar": name,
+                "last_fetch": at.map(|t| t.to_rfc3339()),
+            })).collect::<Vec<_>>(),
             "next_firings": firings.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
         });
         return line(out, value);
@@ -77,6 +91,18 @@ pub async fn status(
     }
     for t in &tokens {
         line(out, format_args!("  {}", token_line(t, config)))?;
+    }
+    if !calendars.is_empty() {
+        line(out, "calendars:")?;
+    }
+    for (name, at) in &calendars {
+        match at {
+            Some(t) => line(
+                out,
+                format_args!("  {}  last fetch {}", escape(name), t.to_rfc3339()),
+            )?,
+            None => line(out, format_args!("  {}  not fetched yet", escape(name)))?,
+        }
     }
     line(out, "next firings:")?;
     if firings.is_empty() {

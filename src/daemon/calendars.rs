@@ -141,6 +141,13 @@ impl CalendarTask {
                 // want nothing new.
                 self.failures = 0;
                 tracing::debug!(calendar = %name, "not modified");
+                if let Err(e) = self
+                    .queue
+                    .touch_calendar_copy(&name, self.clock.now())
+                    .await
+                {
+                    tracing::error!(calendar = %name, error = %e, "cannot note the fetch in the database");
+                }
                 if self.unapplied {
                     self.apply_logged().await;
                 }

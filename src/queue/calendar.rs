@@ -209,6 +209,34 @@ impl Queue {
         .await
     }
 
+    /// Note that `calendar`'s feed answered "not modified" at `now`: its copy is as good as
+    /// fetched then.
+    pub async fn touch_calendar_copy(
+        &self,
+        calendar: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let calendar = calendar.to_string();
+        self.write_one(
+            "UPDATE calendar_copies SET fetched_at = ?2 WHERE calendar = ?1",
+            move |q| q.bind(calendar).bind(ms(now)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// When each calendar's feed last answered (a new copy or "not modified"), by name.
+    pub async fn calendar_fetches(
+        &self,
+    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, QueueError> {
+        let rows = sqlx::query("SELECT calendar, fetched_at FROM calendar_copies")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("calendar")?, from_ms(r.try_get("fetched_at")?))))
+            .collect()
+    }
+
     /// Forget the copies of calendars no longer configured.
     pub async fn drop_calendar_copies_except(&self, keep: &[String]) -> Result<u64, QueueError> {
         let keep = serde_json::to_string(keep).expect("names serialize");
