@@ -161,6 +161,9 @@ impl CalendarTask {
                     tracing::error!(calendar = %name, error = %e, "cannot keep the calendar's copy in the database");
                 }
                 self.apply_logged().await;
+                // The feed's bytes and the parse are gone: give their pages back (see
+                // `release_freed_memory`), or ten calendars' fetches keep megabytes each.
+                super::release_freed_memory();
             }
         }
         match feed {
