@@ -1,13 +1,18 @@
 //! The benchmark of issue 5: rate-budget use, firing precision, footprint and scale, and queue
-//! throughput, each against a baseline measured in the same run. Results: BENCHMARKS.md.
+//! throughput, each against a baseline measured in the same run; and issue 12's calendar
+//! expansion against the parse of the same feed. Results: BENCHMARKS.md.
 //!
 //! Run with `cargo bench --bench slack_statusd` (about four minutes); name sections after `--`
-//! to run only those: `cargo bench --bench slack_statusd -- budget precision footprint queue`.
+//! to run only those: `cargo bench --bench slack_statusd -- budget precision footprint queue
+//! calendar`.
 //!
 //! The daemon is the real release binary, driven like `tests/e2e.rs` drives it, against the
 //! fake Slack of `tests/common` (127.0.0.1, limits enforced exactly). Under `cargo test` this
 //! target is only built and its `main` returns at once: timings live here, never in tests.
 
+// In a folder of its own, so that cargo does not take it for a bench target.
+#[path = "calendar/feed.rs"]
+mod calendar_feed;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -109,6 +114,10 @@ fn main() {
             queue(&mut table).await;
         }
     });
+    // In-process and single-threaded: outside the runtime, which would only add threads.
+    if run("calendar") {
+        calendar(&mut table);
+    }
     println!(
         "\nslack-statusd benchmark, {:.0} s in all\n\n{}",
         started.elapsed().as_secs_f64(),
@@ -1038,5 +1047,123 @@ async fn queue(table: &mut Table) {
         "≥ 0.5 × reference",
         format!("plain INSERT + UPDATE through sqlx: {r:.0} items/s"),
         verdict(q / r >= 0.5),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Calendar
+
+/// Issue 12's feed: 2,000 recurring events in about 5 MB.
+const CALENDAR_EVENTS: usize = 2_000;
+const CALENDAR_BYTES: usize = 5_000_000;
+const CALENDAR_RUNS: usize = 5;
+
+/// A calendar with a two-entry map, loaded through the real config loader.
+fn bench_calendar() -> slack_statusd::config::Calendar {
+    let text = r#"timezone = "Europe/Berlin"
+[tokens.alice]
+token_env = "SLACK_TOKEN_ALICE"
+
+[[calendars]]
+name = "work"
+token = "alice"
+url = "work.ics"
+
+[[calendars.map]]
+summary = "(?i)review|planning"
+status_text = "{summary} until {end:%H:%M}"
+status_emoji = ":red_circle:"
+
+[[calendars.map]]
+busy = ["busy", "tentative"]
+status_text = "In a meeting"
+status_emoji = ":spiral_calendar_pad:"
+"#;
+    match slack_statusd::config::load_str(Path::new("/etc/slack-statusd/config.toml"), text) {
+        Ok(c) => c.calendars[0].clone(),
+        Err(e) => panic!(
+            "the bench's calendar config does not load: {:#?}",
+            e.problems
+        ),
+    }
+}
+
+/// Seconds of `f`, median of [`CALENDAR_RUNS`], and what its last run returned.
+fn timed<T>(mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..CALENDAR_RUNS {
+        let t0 = Instant::now();
+        let out = f();
+        times.push(t0.elapsed().as_secs_f64());
+        last = Some(out);
+    }
+    (median(times), last.expect("at least one run"))
+}
+
+fn calendar(table: &mut Table) {
+    use slack_statusd::calendar::{expand, firings, parse};
+
+    let now = Utc::now();
+    let feed = calendar_feed::generate(now, CALENDAR_EVENTS, CALENDAR_BYTES);
+    let bytes = &feed.bytes;
+    println!(
+        "\n5. calendar: {:.1} MB feed, {} masters, {} overrides, {} EXDATEs; median of {CALENDAR_RUNS}",
+        bytes.len() as f64 / 1e6,
+        feed.masters,
+        feed.overrides,
+        feed.exdates
+    );
+    let cal = bench_calendar();
+    let (from, to) = (now, now + TimeDelta::days(14));
+    let zone = cal.timezone;
+
+    let (floor, parsed) = timed(|| parse(bytes));
+    let (with_expand, expansion) = timed(|| {
+        let parsed = parse(bytes);
+        expand(&parsed.events, from, to, zone, &cal.email)
+    });
+    let (with_firings, wanted) = timed(|| {
+        let parsed = parse(bytes);
+        let expansion = expand(&parsed.events, from, to, zone, &cal.email);
+        firings(&expansion.occurrences, &cal, now).len()
+    });
+    let (expand_alone, _) = timed(|| {
+        expand(&parsed.events, from, to, zone, &cal.email)
+            .occurrences
+            .len()
+    });
+    println!(
+        "  parse {floor:.3} s ({} events, {} warnings); expand alone {expand_alone:.3} s \
+         ({} occurrences, {} warnings); firings {wanted}",
+        parsed.events.len(),
+        parsed.warnings.len(),
+        expansion.occurrences.len(),
+        expansion.warnings.len()
+    );
+    let feed_what = format!(
+        "{:.1} MB, {} events ({} overrides)",
+        bytes.len() as f64 / 1e6,
+        parsed.events.len(),
+        feed.overrides
+    );
+    table.add(
+        &format!(
+            "5a calendar: parse + expand over 14 days ({feed_what}; median of {CALENDAR_RUNS})"
+        ),
+        format!(
+            "{with_expand:.3} s, {} occurrences (expand alone {expand_alone:.3} s)",
+            expansion.occurrences.len()
+        ),
+        "≤ 1 s",
+        format!("parse alone: {floor:.3} s ({:.2}×)", with_expand / floor),
+        verdict(with_expand <= 1.0),
+    );
+    table.add(
+        "5b calendar: parse + expand + timeline and firings (two-entry map)",
+        format!("{with_firings:.3} s, {wanted} firings"),
+        "—",
+        format!("parse + expand: {with_expand:.3} s"),
+        "—".to_string(),
     );
 }

@@ -112,15 +112,12 @@ pub fn expand(
         }
         let ez = event_zone(event.start, zone);
         let starts = match local_starts(event, ez, zone, window) {
-            Ok((starts, truncated)) => {
-                if truncated {
+            Ok((starts, note)) => {
+                if let Some(message) = note {
                     out.warnings.push(Warning {
                         line: 0,
                         uid: Some(event.uid.clone()),
-                        message: format!(
-                            "RRULE produces more than {MAX_GENERATED} occurrences; the later \
-                             ones are not expanded"
-                        ),
+                        message,
                     });
                 }
                 starts
@@ -205,18 +202,18 @@ fn to_local(t: Time, ez: Tz, calendar: Tz) -> NaiveDateTime {
     }
 }
 
-/// Every local start of a master event, sorted, without EXDATEs; `true` when the rule was
-/// cut at [`MAX_GENERATED`].
+/// Every local start of a master event, sorted, without EXDATEs, and a note for the
+/// warnings when the rule was cut at [`MAX_GENERATED`] or can never match.
 fn local_starts(
     event: &Event,
     ez: Tz,
     calendar: Tz,
     window: Window,
-) -> Result<(Vec<NaiveDateTime>, bool), String> {
+) -> Result<(Vec<NaiveDateTime>, Option<String>), String> {
     let first = to_local(event.start, ez, calendar);
     let mut starts: BTreeSet<NaiveDateTime> = BTreeSet::new();
     starts.insert(first);
-    let mut truncated = false;
+    let mut note = None;
     if let Some(rule) = &event.rule {
         // Local times past the window's end (plus a day for any zone offset and a day for
         // an occurrence that moves out of a gap) cannot start inside it.
@@ -226,8 +223,8 @@ fn local_starts(
             - TimeDelta::days(2)
             - nominal_length(event, calendar);
         let span = (first, earliest, last);
-        let (generated, cut) = recur(rule, span, event.start.is_date(), ez, calendar)?;
-        truncated = cut;
+        let (generated, why) = recur(rule, span, event.start.is_date(), ez, calendar)?;
+        note = why;
         starts.extend(generated);
     }
     for &r in &event.rdates {
@@ -242,7 +239,7 @@ fn local_starts(
             }
         }
     }
-    Ok((starts.into_iter().collect(), truncated))
+    Ok((starts.into_iter().collect(), note))
 }
 
 /// Remove the occurrence an override's RECURRENCE-ID names.
@@ -257,7 +254,8 @@ fn remove_matching(starts: &mut Vec<NaiveDateTime>, rid: Time, ez: Tz, calendar:
 }
 
 /// The rule's local starts up to `last`, DTSTART counted as the first (RFC 5545 §3.8.5.3:
-/// also when the rule would not produce it, and toward COUNT).
+/// also when the rule would not produce it, and toward COUNT), and a note for the warnings
+/// when the list was cut or the rule can never match.
 ///
 /// `span` is (DTSTART, the earliest start that can matter, the latest), all local.
 fn recur(
@@ -266,7 +264,7 @@ fn recur(
     all_day: bool,
     ez: Tz,
     calendar: Tz,
-) -> Result<(Vec<NaiveDateTime>, bool), String> {
+) -> Result<(Vec<NaiveDateTime>, Option<String>), String> {
     let (first, earliest, last) = span;
     let as_utc = |n: NaiveDateTime| rrule::Tz::UTC.from_utc_datetime(&n);
     let until = rule.until.map(|u| match u {
@@ -277,7 +275,7 @@ fn recur(
         other => to_local(other, ez, calendar),
     });
     if until.is_some_and(|u| u < first) {
-        return Ok((Vec::new(), false));
+        return Ok((Vec::new(), None));
     }
     let mut r = rrule::RRule::new(match rule.freq {
         Freq::Secondly => rrule::Frequency::Secondly,
@@ -323,22 +321,39 @@ fn recur(
     let skipped_to = skip_ahead(rule, first, earliest);
     if until.is_some_and(|u| u < skipped_to) {
         // The rule ended before the window; the engine would refuse UNTIL < DTSTART.
-        return Ok((Vec::new(), false));
+        return Ok((Vec::new(), None));
     }
     let set = r.build(as_utc(skipped_to)).map_err(|e| {
         let e: String = e.to_string().chars().take(200).collect();
         format!("RRULE cannot be expanded ({e}); the event is skipped")
     })?;
+    // Checked once the engine has accepted the rule, so that a rule it refuses is still
+    // skipped as before.
+    if let Some(why) = never_matches(rule) {
+        // The engine would look for a first match through its limit of 100,000 periods
+        // (a second or more per rule in a debug build) and find none: DTSTART alone is the
+        // answer it would have given.
+        return Ok((
+            Vec::new(),
+            Some(format!(
+                "RRULE can never match ({why}); only DTSTART is kept, fix the rule to get \
+                 its repeats"
+            )),
+        ));
+    }
 
     let mut out = Vec::new();
-    let mut cut = false;
+    let mut cut = None;
     for (n, t) in (&set).into_iter().enumerate() {
         let local = t.naive_utc();
         if local > last {
             break;
         }
         if n >= MAX_GENERATED {
-            cut = true;
+            cut = Some(format!(
+                "RRULE produces more than {MAX_GENERATED} occurrences; the later ones are not \
+                 expanded"
+            ));
             break;
         }
         out.push(local);
@@ -350,6 +365,96 @@ fn recur(
         out.truncate(count.saturating_sub(1));
     }
     Ok((out, cut))
+}
+
+/// Why `rule` can never produce an occurrence, if its BYxxx parts rule out every candidate
+/// of every period: a BYSETPOS past the largest set a period can hold, or BYMONTH,
+/// BYYEARDAY and BYMONTHDAY that no day satisfies at once (BYMONTHDAY=30 in February,
+/// BYYEARDAY=-120 on the 30th from a month's end). Each test is an upper bound on what could
+/// match, so a rule that can match, however rarely (February 29), is never refused.
+fn never_matches(rule: &Rule) -> Option<&'static str> {
+    let distinct = |v: &[u8]| v.iter().collect::<BTreeSet<_>>().len().max(1);
+    let months: Vec<usize> = rule
+        .by_month
+        .iter()
+        .filter(|m| (1..=12).contains(*m))
+        .map(|&m| usize::from(m) - 1)
+        .collect();
+
+    // The most candidates one period holds: its days × the times of day each day has.
+    let (days, finer) = match rule.freq {
+        Freq::Yearly => (366, 3),
+        Freq::Monthly => (31, 3),
+        Freq::Weekly => (7, 3),
+        Freq::Daily => (1, 3),
+        Freq::Hourly => (1, 2),
+        Freq::Minutely => (1, 1),
+        Freq::Secondly => (1, 0),
+    };
+    let times = [&rule.by_hour, &rule.by_minute, &rule.by_second][3 - finer..]
+        .iter()
+        .map(|v| distinct(v))
+        .product::<usize>();
+    let largest = i64::try_from(days * times).unwrap_or(i64::MAX);
+    if !rule.by_set_pos.is_empty()
+        && rule
+            .by_set_pos
+            .iter()
+            .all(|&p| i64::from(p).abs() > largest)
+    {
+        return Some("every BYSETPOS is past the largest set one period can have");
+    }
+
+    // BYMONTH, BYYEARDAY and BYMONTHDAY depend only on the day of the year and whether the
+    // year is a leap year: one leap and one common year show every combination they can
+    // match. (BYDAY and BYWEEKNO are left out, so this only ever errs towards "can match".)
+    let date_parts = !rule.by_month_day.is_empty() || !rule.by_year_day.is_empty();
+    if date_parts
+        && ![true, false]
+            .iter()
+            .any(|&leap| year_matches(rule, &months, leap))
+    {
+        return Some("no day of any year has the BYMONTH, BYYEARDAY and BYMONTHDAY it names");
+    }
+    None
+}
+
+/// Whether a day of a leap (or common) year passes the rule's BYMONTH (`months`, 0-based),
+/// BYYEARDAY and BYMONTHDAY, each counted from either end as RFC 5545 counts them.
+fn year_matches(rule: &Rule, months: &[usize], leap: bool) -> bool {
+    let lengths: [i32; 12] = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let year_length: i32 = lengths.iter().sum();
+    let mut year_day = 0;
+    lengths.iter().enumerate().any(|(month, &length)| {
+        (1..=length).any(|day| {
+            year_day += 1;
+            let in_month = months.is_empty() || months.contains(&month);
+            let in_year = rule.by_year_day.is_empty()
+                || rule.by_year_day.iter().any(|&n| {
+                    let n = i32::from(n);
+                    n == year_day || n == year_day - year_length - 1
+                });
+            let in_days = rule.by_month_day.is_empty()
+                || rule.by_month_day.iter().any(|&n| {
+                    let n = i32::from(n);
+                    n == day || n == day - length - 1
+                });
+            in_month && in_year && in_days
+        })
+    })
 }
 
 /// Where to start the rule's walk: DTSTART moved forward by whole periods (INTERVAL × one
