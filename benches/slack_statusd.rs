@@ -117,6 +117,8 @@ fn main() {
     // In-process and single-threaded: outside the runtime, which would only add threads.
     if run("calendar") {
         calendar(&mut table);
+        // The idle daemon is a process of its own; its feed server needs the runtime.
+        rt.block_on(calendar_idle(&mut table));
     }
     println!(
         "\nslack-statusd benchmark, {:.0} s in all\n\n{}",
@@ -1165,5 +1167,86 @@ fn calendar(table: &mut Table) {
         "—",
         format!("parse + expand: {with_expand:.3} s"),
         "—".to_string(),
+    );
+}
+
+/// Calendars and events per calendar of the idle-memory figure (issue 12).
+const IDLE_CALENDARS: usize = 10;
+const IDLE_EVENTS: usize = 200;
+
+/// The idle daemon with 10 calendars of 200 events each, polling every 5 minutes, their feeds
+/// served over HTTP on 127.0.0.1: VmRSS once every calendar has been fetched and applied,
+/// against the same daemon with no calendar (the floor).
+async fn calendar_idle(table: &mut Table) {
+    use axum::extract::Path as UrlPath;
+    println!(
+        "\n5c. calendar idle: {IDLE_CALENDARS} calendars × {IDLE_EVENTS} events, poll 5m, after {} s idle",
+        IDLE.as_secs()
+    );
+    let now = Utc::now();
+    let feeds: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..IDLE_CALENDARS)
+            .map(|_| calendar_feed::generate(now, IDLE_EVENTS, 100_000).bytes)
+            .collect(),
+    );
+    let served = feeds.clone();
+    let app = axum::Router::new().route(
+        "/cal/{n}",
+        axum::routing::get(move |UrlPath(n): UrlPath<usize>| {
+            let feeds = served.clone();
+            async move { feeds[n].clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = format!("{HEADER}[tokens.me]\ntoken_env = \"BENCH_CAL_TOKEN\"\n");
+    let mut with = base.clone();
+    for n in 0..IDLE_CALENDARS {
+        write!(
+            with,
+            "[[calendars]]\nname = \"cal{n}\"\ntoken = \"me\"\nurl = \"http://{addr}/cal/{n}\"\n\
+             poll = \"5m\"\n[[calendars.map]]\nstatus_text = \"{{summary}}\"\n"
+        )
+        .unwrap();
+    }
+    let envs = [("BENCH_CAL_TOKEN", "xoxp-bench")];
+    let mut rss = Vec::new();
+    for (name, text) in [("floor", &base), ("calendars", &with)] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        let cfg = sub.join("config.toml");
+        write_private(&cfg, text);
+        let d = start_daemon(&cfg, &envs, Duration::from_secs(60)).await;
+        let log = d.log.clone();
+        let wanted = if name == "floor" { 0 } else { IDLE_CALENDARS };
+        wait_for("every calendar fetched", Duration::from_secs(60), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches("calendar fetched")
+                .count()
+                >= wanted
+        })
+        .await;
+        tokio::time::sleep(IDLE).await;
+        let s = sample(d.child.id());
+        println!(
+            "  {name}: VmRSS {:.1} MB, VmHWM {:.1} MB",
+            mb(s.rss_kb),
+            mb(s.hwm_kb)
+        );
+        rss.push(s.rss_kb);
+        stop_daemon(d).await;
+    }
+    table.add(
+        &format!(
+            "5c calendar: idle daemon, {IDLE_CALENDARS} calendars × {IDLE_EVENTS} events, poll 5m"
+        ),
+        format!("VmRSS {:.1} MB", mb(rss[1])),
+        "< 20 MB",
+        format!("the same daemon without calendars: {:.1} MB", mb(rss[0])),
+        verdict(mb(rss[1]) < 20.0),
     );
 }
