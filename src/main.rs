@@ -2,144 +2,16 @@
 //! commands (`slack_statusd::cli`) and maps their errors to exit codes: 0 success, 1 invalid
 //! config or input, 2 runtime failure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-use slack_statusd::cli::{self, CliError, QueueAction, SetArgs};
+use slack_statusd::cli::args::{Cli, Command};
+use slack_statusd::cli::{self, CliError, QueueAction};
 use slack_statusd::config::{self, Config};
 use slack_statusd::daemon::LogFilter;
-
-/// Keeps Slack statuses and profile fields on a schedule.
-///
-/// Rules live in a TOML file; every firing becomes a row in a SQLite queue, and a throttled
-/// worker sends the rows through Slack's users.profile.set within Slack's rate limits.
-#[derive(Debug, Parser)]
-#[command(name = "slack-statusd", version, about, long_about, after_long_help = MANUAL)]
-struct Cli {
-    /// Config file. Default: $SLACK_STATUSD_CONFIG, else $XDG_CONFIG_HOME/slack-statusd/config.toml
-    /// (or ~/.config/...) if it exists, else /etc/slack-statusd/config.toml.
-    #[arg(long, global = true, value_name = "PATH")]
-    config: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the daemon in the foreground (systemd Type=notify).
-    Run {
-        /// Log each request instead of sending it; use a throwaway database; missing tokens
-        /// are warnings.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Validate the config; exit 0 if valid, 1 if not.
-    Check,
-    /// Print the next firings, earliest first.
-    Preview {
-        /// How many firings to print.
-        #[arg(long, default_value_t = 10)]
-        count: usize,
-        /// Start from this instant (RFC 3339) instead of now.
-        #[arg(long, value_name = "RFC3339")]
-        from: Option<String>,
-        /// List the calendars' expanded occurrences instead (fetches each calendar once).
-        #[arg(long)]
-        events: bool,
-        /// Print JSON lines.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Enqueue one immediate update through the same queue and throttle; prints the row id.
-    Set(SetArgs),
-    /// Inspect and manage the queue.
-    Queue {
-        #[command(subcommand)]
-        action: Option<QueueCommand>,
-        /// Print JSON lines.
-        #[arg(long, global = true)]
-        json: bool,
-    },
-    /// The daemon, tokens and next firings at a glance; works with the daemon stopped too.
-    Status {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum QueueCommand {
-    /// Every row, newest first.
-    List,
-    /// Failed rows only.
-    Failed,
-    /// Put a failed, held, skipped or expired row back to pending.
-    Retry {
-        /// Row id.
-        id: i64,
-    },
-    /// Delete a row that is not in flight.
-    Drop {
-        /// Row id.
-        id: i64,
-    },
-}
-
-/// The rest of the manual, shown by `--help` (not `-h`).
-const MANUAL: &str = "\
-FILES:
-    /etc/slack-statusd/config.toml    the system service's config (annotated template)
-    <config folder>/config.d/*.toml   drop-ins: more [tokens] and [[rules]], one file per person
-    ~/.config/slack-statusd/config.toml
-                                      a user's config (user service)
-    $STATE_DIRECTORY/queue.db         the queue under systemd (StateDirectory=); without
-                                      systemd: /var/lib/slack-statusd/queue.db for a config in
-                                      /etc/slack-statusd/, else ~/.local/state/slack-statusd/
-    <database>.lock                   held by the running daemon: one `run` per database
-
-ENVIRONMENT:
-    SLACK_STATUSD_CONFIG     config file when --config is not given
-    RUST_LOG                 log filter; overrides the config's log_level
-    CREDENTIALS_DIRECTORY    token_file paths are relative to it (systemd LoadCredential=)
-    STATE_DIRECTORY          default folder of the database (systemd StateDirectory=)
-    NOTIFY_SOCKET, WATCHDOG_USEC
-                             systemd notify protocol: READY=1, STATUS=, WATCHDOG=1, STOPPING=1
-
-SIGNALS:
-    SIGHUP             reload the config (an invalid one is rejected; the old one stays)
-    SIGTERM, SIGINT    stop: a request in flight gets 3 s, pending rows stay in the database
-    Editing the config file or a drop-in also reloads it.
-
-EXIT STATUS:
-    0    success
-    1    invalid config or input (including a token that cannot be read)
-    2    runtime failure: database, I/O, a calendar feed that cannot be fetched, another
-         `run` holding the database
-
-EXAMPLES:
-    slack-statusd --config config/example.toml run --dry-run
-    slack-statusd check && systemctl reload slack-statusd
-    slack-statusd preview --count 5
-    slack-statusd preview --events --json
-    slack-statusd set --token alice --text 'In a meeting' --emoji :calendar: --expire 1h
-    slack-statusd queue failed --json
-";
-
-impl From<QueueCommand> for QueueAction {
-    fn from(c: QueueCommand) -> Self {
-        match c {
-            QueueCommand::List => QueueAction::List,
-            QueueCommand::Failed => QueueAction::Failed,
-            QueueCommand::Retry { id } => QueueAction::Retry(id),
-            QueueCommand::Drop { id } => QueueAction::Drop(id),
-        }
-    }
-}
 
 fn main() -> ExitCode {
     // Usage errors are input errors (exit 1), not clap's default 2, which means a runtime

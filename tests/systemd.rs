@@ -271,6 +271,59 @@ fn system_unit_keeps_the_daemon_contract() {
     );
     // The daemon must reach Slack, whose addresses change.
     assert!(values(&d, "IPAddressDeny").is_empty() && values(&d, "PrivateNetwork").is_empty());
+    // Every file of the one documented folder is a credential, so a new token needs no unit
+    // edit; the package creates that folder (tests/packaging.rs), as a missing one fails the
+    // start.
+    assert_eq!(
+        values(&d, "LoadCredential"),
+        [format!("{CREDENTIAL_ID}:{CREDENTIAL_FOLDER}").as_str()]
+    );
+}
+
+/// The credential ID of the token folder: systemd 252 names each file in it `tokens_<file>`.
+const CREDENTIAL_ID: &str = "tokens";
+/// The folder whose every file the system unit loads as a credential.
+const CREDENTIAL_FOLDER: &str = "/etc/slack-statusd/credentials";
+
+/// What the README tells an admin: a file dropped into the credentials folder, named in the
+/// config as `tokens_<file>`, is read by the daemon from `$CREDENTIALS_DIRECTORY`, where
+/// systemd's directory `LoadCredential=` puts it under exactly that name.
+#[test]
+fn a_token_dropped_into_the_credentials_folder_is_found_under_its_credential_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    // As systemd 252 lays out a directory credential: "<ID>_<file name>".
+    std::fs::write(
+        credentials.join(format!("{CREDENTIAL_ID}_alice.token")),
+        "xoxp-not-a-real-token\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[tokens.alice]\ntoken_file = \"{CREDENTIAL_ID}_alice.token\"\n"),
+    )
+    .unwrap();
+    let check = |credentials_dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_slack-statusd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("check")
+            .env("CREDENTIALS_DIRECTORY", credentials_dir)
+            .output()
+            .unwrap()
+    };
+    let found = check(&credentials);
+    let stdout = String::from_utf8_lossy(&found.stdout);
+    let stderr = String::from_utf8_lossy(&found.stderr);
+    assert!(found.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 tokens"), "{stdout}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // The same config with the file absent is refused: the check above really read it.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(!check(&empty).status.success());
 }
 
 #[test]

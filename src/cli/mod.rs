@@ -23,6 +23,7 @@ use crate::daemon::DaemonError;
 use crate::feed::FeedError;
 use crate::queue::{Queue, QueueError};
 
+pub mod args;
 mod check;
 mod preview;
 mod queue;
@@ -33,6 +34,17 @@ mod status;
 pub use self::queue::{queue, row_json, row_line, QueueAction};
 pub use check::check;
 pub use preview::{parse_from, preview, preview_events, upcoming, Firing, Source};
+
+impl From<args::QueueCommand> for QueueAction {
+    fn from(c: args::QueueCommand) -> Self {
+        match c {
+            args::QueueCommand::List => QueueAction::List,
+            args::QueueCommand::Failed => QueueAction::Failed,
+            args::QueueCommand::Retry { id } => QueueAction::Retry(id),
+            args::QueueCommand::Drop { id } => QueueAction::Drop(id),
+        }
+    }
+}
 pub use run::run;
 pub use set::{set, SetArgs, SetError};
 pub use status::status;

@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(
             j,
             serde_json::json!({
-                "id": 7, "state": "sent", "rule": "coffee", "token": "alice", "user": null,
+                "id": 7, "state": "sent", "rule": "coffee", "calendar": null, "token": "alice", "user": null,
                 "at": "2026-11-23T08:00:00+00:00", "attempts": 2, "last_error": null,
                 "profile": {"status_text": "Coffee", "status_emoji": ":coffee:", "status_expiration": 0},
             })

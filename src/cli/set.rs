@@ -12,28 +12,7 @@ use crate::profile::{self, Patch, Status};
 use crate::queue::{NewUpdate, Target};
 use crate::schedule::expiry_instant;
 
-/// `set`'s arguments as given on the command line. The field docs are its `--help`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct SetArgs {
-    /// Token name from the config (its name, never its value).
-    #[arg(long, value_name = "NAME")]
-    pub token: String,
-    /// User ID to update (admin tokens); default: the token's own profile.
-    #[arg(long, value_name = "ID")]
-    pub user: Option<String>,
-    /// Status text.
-    #[arg(long)]
-    pub text: Option<String>,
-    /// Status emoji, such as :coffee:.
-    #[arg(long)]
-    pub emoji: Option<String>,
-    /// Expire the status this long after the command runs (e.g. 2h, 30m).
-    #[arg(long, value_name = "DURATION")]
-    pub expire: Option<String>,
-    /// Clear the status.
-    #[arg(long, conflicts_with_all = ["text", "emoji", "expire"])]
-    pub clear: bool,
-}
+pub use super::args::SetArgs;
 
 /// Why `set`'s arguments cannot make an update. Never quotes `--token`: people paste the
 /// token itself where its name belongs.
