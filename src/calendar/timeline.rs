@@ -1,6 +1,9 @@
 //! The timeline (SPEC §5 "Timeline"): occurrences + the calendar's map → the status shown
 //! between boundaries. Pure.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use chrono::{DateTime, Utc};
 
 use super::expand::Occurrence;
@@ -55,25 +58,32 @@ pub fn timeline(occurrences: &[Occurrence], matcher: &impl Matcher) -> Vec<Chang
     boundaries.sort_unstable();
     boundaries.dedup();
 
-    // A sweep: `next` walks the candidates in start order, `active` holds those begun and
-    // not yet ended. Active sets are small (overlapping meetings), so picking the best of
-    // them at each boundary is cheap.
+    // A sweep: `next` walks the candidates in start order; `active` is a heap of those begun,
+    // best first (lowest entry, then latest start, then first in the feed). An ended one is
+    // dropped only when it reaches the top: below the top it cannot change what is shown.
+    // So a feed of thousands of overlapping occurrences (a FREQ=SECONDLY rule) costs
+    // n log n, not n².
     let mut by_start = candidates;
     by_start.sort_by_key(|&(i, _)| (occurrences[i].start, i));
     let mut next = 0;
-    let mut active: Vec<(usize, usize)> = Vec::new();
+    let mut active: BinaryHeap<Reverse<(usize, Reverse<DateTime<Utc>>, usize)>> = BinaryHeap::new();
     let mut shown: Option<Shown> = None;
     let mut changes = Vec::new();
     for at in boundaries {
         while next < by_start.len() && occurrences[by_start[next].0].start <= at {
-            active.push(by_start[next]);
+            let (i, entry) = by_start[next];
+            active.push(Reverse((entry, Reverse(occurrences[i].start), i)));
             next += 1;
         }
-        active.retain(|&(i, _)| occurrences[i].end > at);
+        while active
+            .peek()
+            .is_some_and(|Reverse((_, _, i))| occurrences[*i].end <= at)
+        {
+            active.pop();
+        }
         let best = active
-            .iter()
-            .min_by_key(|&&(i, entry)| (entry, std::cmp::Reverse(occurrences[i].start), i))
-            .map(|&(occurrence, entry)| Shown { occurrence, entry });
+            .peek()
+            .map(|&Reverse((entry, _, occurrence))| Shown { occurrence, entry });
         if best != shown {
             changes.push(Change { at, shown: best });
             shown = best;
