@@ -66,7 +66,9 @@ pub fn timeline(occurrences: &[Occurrence], matcher: &impl Matcher) -> Vec<Chang
     let mut by_start = candidates;
     by_start.sort_by_key(|&(i, _)| (occurrences[i].start, i));
     let mut next = 0;
-    let mut active: BinaryHeap<Reverse<(usize, Reverse<DateTime<Utc>>, usize)>> = BinaryHeap::new();
+    // (entry, latest start first, feed order), reversed so the heap's top is the best.
+    type Rank = Reverse<(usize, Reverse<DateTime<Utc>>, usize)>;
+    let mut active: BinaryHeap<Rank> = BinaryHeap::new();
     let mut shown: Option<Shown> = None;
     let mut changes = Vec::new();
     for at in boundaries {
