@@ -359,8 +359,32 @@ async fn a_local_feed_is_followed_and_an_event_deleted_while_shown_ends_at_once(
         slack.received().len() == 2
     })
     .await;
-    common::stop(&mut child).await;
     let cleared = &slack.received()[1].profile;
     assert_eq!(cleared["status_text"], "", "{cleared}");
     assert_eq!(cleared["status_emoji"], "", "{cleared}");
+
+    // The next edit queues its new event and nothing else: a cleared status is not ended
+    // again.
+    let later = event("n1", "Later", now + TimeDelta::hours(5), 600, "");
+    common::replace_file(&setup.path("work.ics"), &calendar(&[later]));
+    let log = setup.path("daemon.log");
+    let queued = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("calendar changes queued"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_for("the edit queued", Duration::from_secs(15), || {
+        queued().len() == 3
+    })
+    .await;
+    common::stop(&mut child).await;
+    let last = queued().pop().unwrap();
+    assert!(
+        last.contains("enqueued=1") && last.contains("ended=false"),
+        "{last}"
+    );
+    assert_eq!(slack.received().len(), 2);
 }

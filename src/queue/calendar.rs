@@ -90,7 +90,8 @@ impl Queue {
     }
 
     /// The row of `calendar` whose status Slack shows `target` at `now`: the target's last
-    /// sent row with a status is this calendar's, and its status has not expired.
+    /// sent row with a status is this calendar's, and its status is not a clear and has not
+    /// expired.
     pub async fn calendar_shown(
         &self,
         calendar: &str,
@@ -98,7 +99,8 @@ impl Queue {
         now: DateTime<Utc>,
     ) -> Result<Option<ShownRow>, QueueError> {
         let row = sqlx::query(
-            "SELECT id, calendar, change_key, patch ->> '$.status.expiration' AS expiration
+            "SELECT id, calendar, change_key, patch ->> '$.status.expiration' AS expiration,
+                    (patch ->> '$.status.text') || (patch ->> '$.status.emoji') AS shown
              FROM updates
              WHERE token = ? AND user = ? AND state = 'sent' AND patch ->> '$.status' IS NOT NULL
              ORDER BY finished_at DESC, id DESC LIMIT 1",
@@ -111,7 +113,10 @@ impl Queue {
         let owner: Option<String> = r.try_get("calendar")?;
         let expiration: Option<i64> = r.try_get("expiration")?;
         let live = expiration.is_none_or(|e| e == 0 || e > now.timestamp());
-        if owner.as_deref() != Some(calendar) || !live {
+        // A clear shows nothing: there is nothing of the calendar's to end.
+        let shown: Option<String> = r.try_get("shown")?;
+        let cleared = shown.is_none_or(|s| s.is_empty());
+        if owner.as_deref() != Some(calendar) || !live || cleared {
             return Ok(None);
         }
         Ok(Some(ShownRow {
