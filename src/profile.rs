@@ -35,6 +35,15 @@ pub struct Status {
 }
 
 impl Status {
+    /// The empty status: sent, it clears the one shown.
+    pub fn cleared() -> Status {
+        Status {
+            text: String::new(),
+            emoji: String::new(),
+            expiration: 0,
+        }
+    }
+
     /// Whether this status has expired at `now_unix` (seconds). A status without expiry never
     /// expires.
     pub fn is_expired_at(&self, now_unix: i64) -> bool {

@@ -426,21 +426,15 @@ fn event(
     };
 
     let status = first("STATUS").map(|l| l.value.trim().to_ascii_uppercase());
-    let busy = match first("X-MICROSOFT-CDO-BUSYSTATUS")
-        .map(|l| l.value.trim().to_ascii_uppercase())
-        .as_deref()
-    {
-        Some("FREE") => Busy::Free,
-        Some("TENTATIVE") => Busy::Tentative,
-        Some("BUSY") => Busy::Busy,
-        Some("OOF") => Busy::Oof,
-        _ if first("TRANSP")
+    let busy = match first("X-MICROSOFT-CDO-BUSYSTATUS").and_then(|l| Busy::parse(&l.value)) {
+        Some(busy) => busy,
+        None if first("TRANSP")
             .is_some_and(|l| l.value.trim().eq_ignore_ascii_case("TRANSPARENT")) =>
         {
             Busy::Free
         }
-        _ if status.as_deref() == Some("TENTATIVE") => Busy::Tentative,
-        _ => Busy::Busy,
+        None if status.as_deref() == Some("TENTATIVE") => Busy::Tentative,
+        None => Busy::Busy,
     };
 
     let attendees = props

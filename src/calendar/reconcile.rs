@@ -7,7 +7,7 @@
 //! fetches and restarts — except when that row was superseded because the feed no longer
 //! wanted it, since a change that comes back (an edit, then its undo) is wanted again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -77,10 +77,12 @@ pub fn reconcile(
         }
     }
 
+    // Looked up once per row: a feed of recurring meetings wants thousands of changes.
+    let wanted_keys: HashSet<&str> = wanted.iter().map(|f| f.key.as_str()).collect();
     let mut stale: Vec<&Existing> = rows
         .iter()
         .filter(|r| r.state == RowState::Pending)
-        .filter(|r| !wanted.iter().any(|f| f.key == r.key))
+        .filter(|r| !wanted_keys.contains(r.key.as_str()))
         .collect();
     stale.sort_by_key(|r| (r.at, r.id));
 

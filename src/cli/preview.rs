@@ -283,13 +283,12 @@ impl Firing<'_> {
 /// Fetching one calendar for `preview` and `preview --events`: the one code path both use,
 /// so a failing feed is the same error in both.
 mod feeds {
-    use chrono::{DateTime, TimeDelta, Utc};
+    use chrono::{DateTime, Utc};
 
     use super::super::CliError;
-    use crate::calendar::{self, Occurrence, Warning};
+    use crate::calendar::Occurrence;
     use crate::config::Calendar;
     use crate::feed::{Fetched, Fetcher};
-    use crate::untrusted::escape;
 
     /// The occurrences of `calendar` over its horizon from `from`, and the horizon's end;
     /// its warnings printed to standard error.
@@ -313,33 +312,11 @@ mod feeds {
         let Fetched::Body { bytes, .. } = fetched else {
             return Ok((Vec::new(), from));
         };
-        let parsed = calendar::parse(&bytes);
-        drop(bytes);
-        // The horizon is at most a year (the config checks it), so this cannot overflow.
-        let to = TimeDelta::from_std(calendar.horizon)
-            .ok()
-            .and_then(|h| from.checked_add_signed(h))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let expansion =
-            calendar::expand(&parsed.events, from, to, calendar.timezone, &calendar.email);
-        for w in parsed.warnings.iter().chain(&expansion.warnings) {
-            eprintln!("slack-statusd: warning: {}", warning_line(calendar, w));
+        let read = calendar.read(&bytes, from);
+        for w in &read.warnings {
+            eprintln!("slack-statusd: warning: {}", calendar.describe(w));
         }
-        Ok((expansion.occurrences, to))
-    }
-
-    /// A parse or expansion warning, naming the calendar, the line and the event's UID (a
-    /// warning never carries a title).
-    fn warning_line(calendar: &Calendar, w: &Warning) -> String {
-        let mut text = calendar.label();
-        if w.line > 0 {
-            text.push_str(&format!(": line {}", w.line));
-        }
-        if let Some(uid) = &w.uid {
-            text.push_str(&format!(" (UID {})", escape(uid)));
-        }
-        text.push_str(&format!(": {}", escape(&w.message)));
-        text
+        Ok((read.occurrences, read.window.1))
     }
 }
 

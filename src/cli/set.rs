@@ -65,11 +65,7 @@ impl SetArgs {
             if self.text.is_some() || self.emoji.is_some() || self.expire.is_some() {
                 return Err(SetError::ClearWithStatus);
             }
-            Status {
-                text: String::new(),
-                emoji: String::new(),
-                expiration: 0,
-            }
+            Status::cleared()
         } else {
             if self.text.is_none() && self.emoji.is_none() {
                 return Err(SetError::NothingToSet);

@@ -11,6 +11,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use regex::Regex;
 use toml::de::DeValue;
@@ -23,6 +24,8 @@ use super::walk::{entry, shown, Ctx, Table, Value};
 use super::{Presence, Problem};
 use crate::calendar::template::Template;
 pub use crate::calendar::Busy;
+use crate::calendar::{self, Occurrence, Warning};
+use crate::untrusted::escape;
 
 /// Every key a calendar may have.
 const CALENDAR_KEYS: &[&str] = &[
@@ -90,6 +93,19 @@ pub struct Calendar {
     pub map: Vec<MapEntry>,
     /// The file the calendar is defined in.
     pub file: PathBuf,
+}
+
+/// One feed read by [`Calendar::read`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedRead {
+    /// How many events parsed.
+    pub events: usize,
+    /// The occurrences overlapping the window, sorted as [`calendar::expand`] returns them.
+    pub occurrences: Vec<Occurrence>,
+    /// What parsing and expanding skipped or read by a fallback, in that order.
+    pub warnings: Vec<Warning>,
+    /// The window they cover.
+    pub window: (DateTime<Utc>, DateTime<Utc>),
 }
 
 /// Where a calendar's feed is, as the config says.
@@ -174,6 +190,46 @@ impl Calendar {
     /// How messages name the calendar.
     pub fn label(&self) -> String {
         format!("calendar {:?}", self.name)
+    }
+
+    /// The window occurrences are expanded over from `from`: `[from, from + horizon)`.
+    pub fn window(&self, from: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        // The horizon is at most a year (checked above), so this cannot overflow.
+        let to = TimeDelta::from_std(self.horizon)
+            .ok()
+            .and_then(|h| from.checked_add_signed(h))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        (from, to)
+    }
+
+    /// A feed's occurrences over [`Calendar::window`] from `from`: parsed, then expanded in
+    /// the calendar's zone for its `email` addresses, with the warnings of both steps.
+    pub fn read(&self, bytes: &[u8], from: DateTime<Utc>) -> FeedRead {
+        let (from, to) = self.window(from);
+        let parsed = calendar::parse(bytes);
+        let expansion = calendar::expand(&parsed.events, from, to, self.timezone, &self.email);
+        let mut warnings = parsed.warnings;
+        warnings.extend(expansion.warnings);
+        FeedRead {
+            events: parsed.events.len(),
+            occurrences: expansion.occurrences,
+            warnings,
+            window: (from, to),
+        }
+    }
+
+    /// A parse or expansion warning for people: the calendar, the line and the event's UID,
+    /// the feed's text escaped (a warning never carries a title).
+    pub fn describe(&self, w: &Warning) -> String {
+        let mut text = self.label();
+        if w.line > 0 {
+            text.push_str(&format!(": line {}", w.line));
+        }
+        if let Some(uid) = &w.uid {
+            text.push_str(&format!(" (UID {})", escape(uid)));
+        }
+        text.push_str(&format!(": {}", escape(&w.message)));
+        text
     }
 
     /// Where to read the feed, reading a `url_file` (bounded, like a token file), with a

@@ -50,7 +50,8 @@ mod walk;
 
 pub use address::SecretUrl;
 pub use calendars::{
-    Busy, Calendar, CalendarSource, Feed, MapEntry, MapStatus, UrlFile, UrlFileCheck, UrlFileError,
+    Busy, Calendar, CalendarSource, Feed, FeedRead, MapEntry, MapStatus, UrlFile, UrlFileCheck,
+    UrlFileError,
 };
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;
@@ -372,7 +373,8 @@ impl Config {
             .collect();
         if !cal_parts.is_empty() {
             out.push(format!(
-                "calendars ({}) use dnd, presence or restore, which are checked but not yet sent                  by this version of slack-statusd: their statuses still go out",
+                "calendars ({}) use dnd, presence or restore, which are checked but not yet sent \
+                 by this version of slack-statusd: their statuses still go out",
                 names(cal_parts)
             ));
         }

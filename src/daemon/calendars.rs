@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::calendar::{self, Existing, Firing, Occurrence, RowState, Warning};
+use crate::calendar::{self, Existing, Firing, Occurrence, RowState};
 use crate::clock::Clock;
 use crate::config::{Calendar, Feed};
 use crate::feed::{backoff, Fetched, Fetcher, Validators};
@@ -62,6 +62,8 @@ pub struct CalendarTask {
     /// The copy has not been applied since it last changed (the database refused it): the
     /// next fetch applies it even if the feed is unchanged.
     unapplied: bool,
+    /// When the database last heard that the feed answered (see [`Self::note_fetch`]).
+    noted: Option<DateTime<Utc>>,
 }
 
 impl CalendarTask {
@@ -84,6 +86,7 @@ impl CalendarTask {
             validators: None,
             failures: 0,
             unapplied: false,
+            noted: None,
         };
         if let Some(copy) = task.queue.calendar_copy(&task.calendar.name).await? {
             task.restore_copy(&copy);
@@ -141,13 +144,7 @@ impl CalendarTask {
                 // want nothing new.
                 self.failures = 0;
                 tracing::debug!(calendar = %name, "not modified");
-                if let Err(e) = self
-                    .queue
-                    .touch_calendar_copy(&name, self.clock.now())
-                    .await
-                {
-                    tracing::error!(calendar = %name, error = %e, "cannot note the fetch in the database");
-                }
+                self.note_fetch().await;
                 if self.unapplied {
                     self.apply_logged().await;
                 }
@@ -157,8 +154,11 @@ impl CalendarTask {
                 let now = self.clock.now();
                 self.take_feed(&bytes, now);
                 self.validators = Some(validators);
-                if let Err(e) = self.store(now).await {
-                    tracing::error!(calendar = %name, error = %e, "cannot keep the calendar's copy in the database");
+                match self.store(now).await {
+                    Ok(()) => self.noted = Some(now),
+                    Err(e) => {
+                        tracing::error!(calendar = %name, error = %e, "cannot keep the calendar's copy in the database")
+                    }
                 }
                 self.apply_logged().await;
                 // The feed's bytes and the parse are gone: give their pages back (see
@@ -172,33 +172,49 @@ impl CalendarTask {
         }
     }
 
+    /// Note in the database that the feed answered "not modified", at most once per `poll`:
+    /// a local file is looked at every [`FILE_CHECK`], and an idle daemon should not write
+    /// every two seconds to say that nothing changed.
+    async fn note_fetch(&mut self) {
+        let now = self.clock.now();
+        let poll = TimeDelta::from_std(self.calendar.poll).unwrap_or(TimeDelta::MAX);
+        if self.noted.is_some_and(|at| now - at < poll) {
+            return;
+        }
+        match self
+            .queue
+            .touch_calendar_copy(&self.calendar.name, now)
+            .await
+        {
+            Ok(()) => self.noted = Some(now),
+            Err(e) => {
+                tracing::error!(calendar = %self.calendar.name, error = %e, "cannot note the fetch in the database")
+            }
+        }
+    }
+
     /// Parse and expand a fetched feed into the copy, logging what was skipped.
     fn take_feed(&mut self, bytes: &[u8], now: DateTime<Utc>) {
-        let (from, to) = window_from(now, self.calendar.horizon);
-        let parsed = calendar::parse(bytes);
-        let expansion = calendar::expand(
-            &parsed.events,
-            from,
-            to,
-            self.calendar.timezone,
-            &self.calendar.email,
-        );
-        for w in parsed.warnings.iter().chain(&expansion.warnings) {
-            warn_feed(&self.calendar, w);
+        let read = self.calendar.read(bytes, now);
+        for w in &read.warnings {
+            tracing::warn!(
+                "skipped or read by a fallback: {}",
+                self.calendar.describe(w)
+            );
         }
         tracing::info!(
             calendar = %self.calendar.name,
-            events = parsed.events.len(),
-            occurrences = expansion.occurrences.len(),
+            events = read.events,
+            occurrences = read.occurrences.len(),
             "calendar fetched"
         );
-        self.occurrences = expansion.occurrences;
-        self.window = Some((from, to));
+        self.occurrences = read.occurrences;
+        self.window = Some(read.window);
     }
 
     /// Whether the copy still reaches far enough ahead for a 304 to be trusted.
     fn window_fresh(&self, now: DateTime<Utc>) -> bool {
-        let (_, wanted_to) = window_from(now, self.calendar.horizon);
+        let (_, wanted_to) = self.calendar.window(now);
         self.window
             .is_some_and(|(_, to)| to + STALE_WINDOW >= wanted_to)
     }
@@ -304,47 +320,41 @@ impl CalendarTask {
 
     /// The queue row of one firing.
     fn row_for(&self, target: &Target, f: &Firing) -> CalendarFiring {
-        CalendarFiring {
-            update: NewUpdate {
-                rule: None,
-                target: target.clone(),
-                fire_at: f.at,
-                patch: f.patch.clone(),
-                respect_manual: self.calendar.respect_manual,
-            },
-            key: f.key.clone(),
-            uid: f.uid.clone(),
-        }
+        self.row(target, f.at, f.patch.clone(), f.key.clone(), f.uid.clone())
     }
 
     /// The row that ends, at `now`, a status shown for an event that went away: a clear
     /// (restoring the status from before is issue 13's `restore`).
     fn end_now(&self, target: &Target, now: DateTime<Utc>) -> CalendarFiring {
+        let clear = Patch {
+            status: Some(Status::cleared()),
+            ..Patch::default()
+        };
+        let key = format!("gone|{}", now.timestamp_millis());
+        self.row(target, now, clear, key, String::new())
+    }
+
+    /// A row of this calendar.
+    fn row(
+        &self,
+        target: &Target,
+        fire_at: DateTime<Utc>,
+        patch: Patch,
+        key: String,
+        uid: String,
+    ) -> CalendarFiring {
         CalendarFiring {
             update: NewUpdate {
                 rule: None,
                 target: target.clone(),
-                fire_at: now,
-                patch: Patch {
-                    status: Some(Status {
-                        text: String::new(),
-                        emoji: String::new(),
-                        expiration: 0,
-                    }),
-                    fields: Default::default(),
-                },
+                fire_at,
+                patch,
                 respect_manual: self.calendar.respect_manual,
             },
-            key: format!("gone|{}", now.timestamp_millis()),
-            uid: String::new(),
+            key,
+            uid,
         }
     }
-}
-
-/// The window occurrences are expanded over at `now`.
-fn window_from(now: DateTime<Utc>, horizon: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
-    let ahead = TimeDelta::from_std(horizon).unwrap_or(TimeDelta::days(366));
-    (now, now + ahead)
 }
 
 /// What an expansion depends on besides the feed.
@@ -380,12 +390,4 @@ fn shown(feed: &Feed) -> String {
         Feed::Url(u) => u.display().to_string(),
         Feed::File(p) => p.display().to_string(),
     }
-}
-
-/// Log one parse or expansion warning, naming the calendar (a warning carries no title).
-fn warn_feed(c: &Calendar, w: &Warning) {
-    tracing::warn!(
-        calendar = %c.name, line = w.line, uid = w.uid.as_deref().unwrap_or(""),
-        "skipped or read by a fallback: {}", w.message
-    );
 }

@@ -17,7 +17,7 @@ use crate::profile::Patch;
 use crate::queue::{Batch, Claim, Finish, Queue, QueueError, Target, Update};
 use crate::slack::manual::is_manual;
 use crate::slack::{Client, Outcome};
-use crate::throttle::{backoff, TokenLimiter};
+use crate::throttle::{backoff, Method, TokenLimiter};
 
 /// How long a request in flight may still take once shutdown has begun; after that it is
 /// abandoned and its rows go back to `pending`.
@@ -124,15 +124,18 @@ impl Worker {
         limits: Limits,
         retry: RetryPolicy,
     ) -> Result<Worker, QueueError> {
-        let mut limiter = TokenLimiter::new(limits);
         let now = clock.now();
         let since = TimeDelta::from_std(limits.window)
             .ok()
             .and_then(|w| now.checked_sub_signed(w))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        for (user, at) in queue.sends_since(&token, since).await? {
-            limiter.record(user.as_deref(), at);
-        }
+        let sends = queue.sends_since(&token, since).await?;
+        let limiter = TokenLimiter::rebuilt(
+            limits,
+            sends
+                .into_iter()
+                .map(|(user, at)| (Method::ProfileSet, user, at)),
+        );
         Ok(Worker {
             token,
             sender,

@@ -41,8 +41,6 @@ pub struct CalendarFiring {
 /// sent status came from this calendar and has not expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShownRow {
-    /// Its row id.
-    pub id: i64,
     /// The change's key.
     pub key: String,
 }
@@ -50,7 +48,7 @@ pub struct ShownRow {
 /// A calendar's last good copy, as stored: the daemon's own serialization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CalendarCopy {
-    /// JSON of the expanded occurrences.
+    /// The daemon's JSON of the expanded occurrences (and what they were expanded with).
     pub occurrences: String,
     /// JSON of the response's validators (ETag, Last-Modified).
     pub validators: String,
@@ -99,7 +97,7 @@ impl Queue {
         now: DateTime<Utc>,
     ) -> Result<Option<ShownRow>, QueueError> {
         let row = sqlx::query(
-            "SELECT id, calendar, change_key, patch ->> '$.status.expiration' AS expiration,
+            "SELECT calendar, change_key, patch ->> '$.status.expiration' AS expiration,
                     (patch ->> '$.status.text') || (patch ->> '$.status.emoji') AS shown
              FROM updates
              WHERE token = ? AND user = ? AND state = 'sent' AND patch ->> '$.status' IS NOT NULL
@@ -120,7 +118,6 @@ impl Queue {
             return Ok(None);
         }
         Ok(Some(ShownRow {
-            id: r.try_get("id")?,
             key: r
                 .try_get::<Option<String>, _>("change_key")?
                 .unwrap_or_default(),
