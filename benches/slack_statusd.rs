@@ -1197,9 +1197,7 @@ async fn calendar_idle(table: &mut Table) {
             async move { feeds[n].clone() }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = common::serve_router(app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let base = format!("{HEADER}[tokens.me]\ntoken_env = \"BENCH_CAL_TOKEN\"\n");

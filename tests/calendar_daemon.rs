@@ -62,10 +62,7 @@ async fn serve(feed: Shared) -> SocketAddr {
             .into_response()
     }
     let app = Router::new().fallback(handle).with_state(feed);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    common::serve_router(app).await
 }
 
 fn ics_time(t: DateTime<Utc>) -> String {

@@ -47,9 +47,7 @@ impl Server {
     async fn start() -> Server {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new().fallback(serve).with_state(seen.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = common::serve_router(app).await;
         Server { addr, seen }
     }
 

@@ -204,9 +204,7 @@ impl FakeSlack {
             app = app.route(&format!("/api/{method}"), served(method));
         }
         let app = app.with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = serve_router(app).await;
         FakeSlack { addr, inner }
     }
 
@@ -664,6 +662,14 @@ fn method_answer(
     }
     g.snoozes.remove(token);
     (200, json!({"ok": true, "snooze_enabled": false}))
+}
+
+/// Serve `app` on a free port of 127.0.0.1 for the rest of the test; its address.
+pub async fn serve_router(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
 }
 
 /// [`wait_until`] for a condition that needs no `.await`.

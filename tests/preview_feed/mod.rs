@@ -37,10 +37,7 @@ pub async fn serve_feed() -> (SocketAddr, Arc<AtomicUsize>) {
     }
     let hits = Arc::new(AtomicUsize::new(0));
     let app = Router::new().fallback(feed).with_state(hits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, hits)
+    (super::common::serve_router(app).await, hits)
 }
 
 /// Run the binary with `args` off the runtime's threads, so the feed server keeps serving.
