@@ -556,7 +556,7 @@ async fn precision_daemon() -> Precision {
         .unwrap();
     let mut starts = Vec::new();
     for i in 0..PRECISION_TOKENS {
-        for (_, at) in q
+        for (_, _, at) in q
             .sends_since(&format!("t{i:05}"), fire - TimeDelta::minutes(1))
             .await
             .unwrap()
@@ -950,6 +950,7 @@ async fn queue_api(path: &Path) -> f64 {
                 fire_at: now,
                 patch: patch(i),
                 respect_manual: false,
+                restore: false,
             },
             now,
         )

@@ -76,6 +76,7 @@ async fn new_db_with_a_row(db: &Path) {
                 ..Patch::default()
             },
             respect_manual: false,
+            restore: false,
         },
         now,
     )

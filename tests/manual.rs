@@ -45,6 +45,7 @@ impl Rig {
         let mut u = NewUpdate {
             rule: Some("r".into()),
             respect_manual,
+            restore: false,
             ..common::status_update("a", Some("U1"), text, ":x:", Utc::now())
         };
         if let Some(t) = title {

@@ -93,6 +93,7 @@ fn coffee(day: &str) -> Value {
         "token": "alice", "user": "U0123ABCD", "expires": expires,
         "profile": {"status_text": "Coffee", "status_emoji": ":coffee:",
                     "status_expiration": ts(&expires)},
+        "restore": false,
     })
 }
 
@@ -103,6 +104,7 @@ fn work(at: &str, expires: &str, uid: &str, text: &str, emoji: &str) -> Value {
         "token": "alice", "user": null, "expires": expires,
         "profile": {"status_text": text, "status_emoji": emoji,
                     "status_expiration": ts(expires)},
+        "restore": false,
     })
 }
 
@@ -171,7 +173,10 @@ async fn calendar_firings_are_merged_with_the_rules_in_time_order_with_their_key
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["at", "calendar", "expires", "profile", "rule", "source", "token", "uid", "user"],
+            [
+                "at", "calendar", "expires", "profile", "restore", "rule", "source", "token",
+                "uid", "user"
+            ],
             "SPEC §2's keys and §5's, on rule and calendar lines alike"
         );
     }
@@ -262,9 +267,11 @@ async fn with_restore_the_end_of_the_calendars_status_is_a_line_of_its_own() {
     let end = json!({
         "at": "2026-12-07T09:45:00+01:00", "source": "calendar", "rule": null,
         "calendar": "work", "uid": "standup-1@google.com", "token": "alice", "user": null,
-        "expires": null, "profile": {},
+        "expires": null, "profile": {}, "restore": false,
     });
-    assert_eq!(lines, [coffee("07"), standup("07"), end]);
+    let mut temporary = standup("07");
+    temporary["restore"] = json!(true);
+    assert_eq!(lines, [coffee("07"), temporary, end]);
 
     let o = run(&["--config", &cfg, "preview", "--from", FROM, "--count", "3"]).await;
     assert_eq!(

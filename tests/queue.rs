@@ -30,6 +30,7 @@ fn status_update(tgt: &Target, at: DateTime<Utc>, text: &str) -> NewUpdate {
             ..Patch::default()
         },
         respect_manual: false,
+        restore: false,
     }
 }
 
@@ -173,7 +174,10 @@ async fn rows_in_flight_at_a_crash_are_pending_again_after_restart() {
     assert_eq!(state(&q, id).await, State::Pending);
     assert_eq!(q.get(id).await.unwrap().unwrap().attempts, 0);
     // The request may have reached Slack: the throttle counts it from its claim.
-    assert_eq!(q.sends_since("me", t(0)).await.unwrap(), vec![(None, t(1))]);
+    assert_eq!(
+        q.sends_since("me", t(0)).await.unwrap(),
+        vec![set_start(None, t(1))]
+    );
 }
 
 #[tokio::test]
@@ -290,7 +294,10 @@ async fn request_starts_are_logged_for_rebuilding_windows() {
             .unwrap();
     }
     let sends = q.sends_since("a", t(1)).await.unwrap();
-    assert_eq!(sends, vec![(None, t(1)), (Some("U1".into()), t(2))]);
+    assert_eq!(
+        sends,
+        vec![set_start(None, t(1)), set_start(Some("U1"), t(2))]
+    );
     assert!(q.sends_since("b", t(0)).await.unwrap().is_empty());
 }
 
@@ -327,7 +334,10 @@ async fn finish_moves_the_logged_start_to_the_real_start() {
     };
     // The claim's commit took a while: the request really started at t(1).
     q.finish(&batch, &Finish::Sent, t(1), t(2)).await.unwrap();
-    assert_eq!(q.sends_since("a", t(0)).await.unwrap(), vec![(None, t(1))]);
+    assert_eq!(
+        q.sends_since("a", t(0)).await.unwrap(),
+        vec![set_start(None, t(1))]
+    );
 }
 
 #[test]
@@ -393,7 +403,7 @@ async fn concurrent_claims_and_finishes_each_get_their_own_rows() {
         let user = tgt.user.clone();
         assert_eq!(
             q.sends_since(&tgt.token, t(0)).await.unwrap(),
-            vec![(user, t(3))]
+            vec![set_start(user.as_deref(), t(3))]
         );
     }
 }
@@ -520,4 +530,9 @@ async fn a_claim_takes_only_the_rows_due_by_then() {
         batch.rows.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![later]
     );
+}
+
+/// A logged `users.profile.set` start, as `sends_since` returns it.
+fn set_start(user: Option<&str>, at: DateTime<Utc>) -> (String, Option<String>, DateTime<Utc>) {
+    ("users.profile.set".into(), user.map(str::to_string), at)
 }

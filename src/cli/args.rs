@@ -156,4 +156,11 @@ pub struct SetArgs {
     /// Clear the status.
     #[arg(long, conflicts_with_all = ["text", "emoji", "expire"])]
     pub clear: bool,
+    /// A temporary status: at its expiry, put back the status it replaced (needs --expire).
+    #[arg(long, requires = "expire")]
+    pub restore: bool,
+    /// End the target's temporary status now: its restore goes out at once, or the status
+    /// is cleared when none waits.
+    #[arg(long, conflicts_with_all = ["text", "emoji", "expire", "clear", "restore"])]
+    pub end: bool,
 }

@@ -185,6 +185,15 @@ impl Firing<'_> {
         }
     }
 
+    /// Whether the status it sets is temporary: the one it replaces is put back at its expiry.
+    fn restores(&self) -> bool {
+        let temporary = match &self.source {
+            Source::Rule(r) => r.restore,
+            Source::Calendar { calendar, .. } => calendar.restore,
+        };
+        temporary && self.expires().is_some()
+    }
+
     fn expires(&self) -> Option<DateTime<Tz>> {
         let s = self.patch.status.as_ref()?;
         (s.expiration != 0)
@@ -247,6 +256,9 @@ impl Firing<'_> {
         if let Some(e) = self.expires() {
             line.push_str(&format!("  expires {}", e.to_rfc3339()));
         }
+        if self.restores() {
+            line.push_str("  then restores the status from before");
+        }
         if let Source::Calendar { uid, .. } = &self.source {
             line.push_str(&format!("  uid {}", escape(uid)));
         }
@@ -254,8 +266,9 @@ impl Firing<'_> {
     }
 
     /// One JSON object with the keys `at`, `rule`, `token`, `user`, `expires`, `profile`,
-    /// `source` (`rule` or `calendar`), `calendar` and `uid` (SPEC §2 and §5); `rule` is
-    /// null on a calendar's line, `calendar` and `uid` on a rule's.
+    /// `source` (`rule` or `calendar`), `calendar`, `uid` (SPEC §2 and §5) and `restore`
+    /// (the status from before is put back at the expiry); `rule` is null on a calendar's
+    /// line, `calendar` and `uid` on a rule's.
     pub fn to_json(&self) -> serde_json::Value {
         let (source, rule, calendar, uid) = match &self.source {
             Source::Rule(r) => ("rule", Some(r.name.as_str()), None, None),
@@ -276,6 +289,7 @@ impl Firing<'_> {
             "user": self.user(),
             "expires": self.expires().map(|e| e.to_rfc3339()),
             "profile": crate::slack::wire::profile_json(&self.patch),
+            "restore": self.restores(),
         })
     }
 }

@@ -72,9 +72,15 @@ async fn act(
 /// A row for people: id, state, target, firing instant, attempts and last error (`-` if none).
 /// The target and the error are outside text (a user ID from the command line, Slack's error,
 /// a database edited by hand): escaped, so that no row can write to the terminal.
+/// A restore row ends with `restore`, a temporary status with `temporary`.
 pub fn row_line(r: &Update) -> String {
+    let kind = match (r.is_restore(), r.restore) {
+        (true, _) => "  restore",
+        (false, true) => "  temporary",
+        (false, false) => "",
+    };
     format!(
-        "{:>6}  {:<10}  {:<24}  {}  attempts={}  {}",
+        "{:>6}  {:<10}  {:<24}  {}  attempts={}  {}{kind}",
         r.id,
         r.state.as_str(),
         escape(&r.target.to_string()),
@@ -86,13 +92,23 @@ pub fn row_line(r: &Update) -> String {
 
 /// A row for scripts: `id`, `state`, `rule`, `calendar` (the calendar whose change it is, or
 /// null), `token`, `user`, `at`, `attempts`, `last_error` and `profile` (what it sets, as
-/// `users.profile.set` receives it).
+/// `users.profile.set` receives it), `kind` (`firing`, or `restore` for a row that puts a
+/// saved status back, whose `profile` is that status) and `temporary` (a firing with
+/// `restore`).
 pub fn row_json(r: &Update) -> serde_json::Value {
+    let profile = match &r.saved {
+        Some(saved) => crate::slack::wire::profile_json(&crate::profile::Patch {
+            status: Some(saved.saved.clone()),
+            ..Default::default()
+        }),
+        None => crate::slack::wire::profile_json(&r.patch),
+    };
     serde_json::json!({
         "id": r.id, "state": r.state.as_str(), "rule": r.rule, "calendar": r.calendar,
         "token": r.target.token,
         "user": r.target.user, "at": r.fire_at.to_rfc3339(), "attempts": r.attempts,
-        "last_error": r.last_error, "profile": crate::slack::wire::profile_json(&r.patch),
+        "last_error": r.last_error, "profile": profile,
+        "kind": if r.is_restore() { "restore" } else { "firing" }, "temporary": r.restore,
     })
 }
 
@@ -123,6 +139,8 @@ mod tests {
                 ..Patch::default()
             },
             respect_manual: false,
+            restore: false,
+            saved: None,
             state,
             attempts: 2,
             last_error: last_error.map(str::to_string),
@@ -157,6 +175,7 @@ mod tests {
                 "id": 7, "state": "sent", "rule": "coffee", "calendar": null, "token": "alice", "user": null,
                 "at": "2026-11-23T08:00:00+00:00", "attempts": 2, "last_error": null,
                 "profile": {"status_text": "Coffee", "status_emoji": ":coffee:", "status_expiration": 0},
+                "kind": "firing", "temporary": false,
             })
         );
     }

@@ -39,6 +39,9 @@ pub enum SetError {
     /// `--expire` of zero would expire the status as it is set.
     #[error("--expire {0:?} is zero: the status would expire at once; give a positive duration, or leave --expire out for no expiry")]
     ExpireZero(String),
+    /// `--restore` without `--expire` (the command line already refuses it).
+    #[error("--restore needs --expire: the restore goes out when the temporary status expires")]
+    RestoreWithoutExpiry,
     /// `--expire` reaches past the year 9999.
     #[error("--expire {0:?} reaches past the year 9999; give a shorter duration, or leave --expire out for no expiry")]
     ExpireTooFar(String),
@@ -61,9 +64,12 @@ impl SetArgs {
                 known: config.tokens.keys().cloned().collect(),
             });
         }
-        let status = if self.clear {
+        let status = if self.clear || self.end {
             if self.text.is_some() || self.emoji.is_some() || self.expire.is_some() {
                 return Err(SetError::ClearWithStatus);
+            }
+            if self.restore {
+                return Err(SetError::RestoreWithoutExpiry);
             }
             Status::cleared()
         } else {
@@ -73,6 +79,9 @@ impl SetArgs {
             let text = self.text.clone().unwrap_or_default();
             if let Some(n) = profile::status_text_over_limit(&text) {
                 return Err(SetError::TextTooLong(n));
+            }
+            if self.restore && self.expire.is_none() {
+                return Err(SetError::RestoreWithoutExpiry);
             }
             Status {
                 text,
@@ -95,6 +104,7 @@ impl SetArgs {
                 ..Patch::default()
             },
             respect_manual: false,
+            restore: self.restore,
         })
     }
 }
@@ -112,15 +122,23 @@ fn expiration(given: &str, now: DateTime<Utc>) -> Result<i64, SetError> {
         .ok_or_else(|| SetError::ExpireTooFar(given.to_string()))
 }
 
-/// Enqueue the update `args` ask for in the existing queue of `config` and print its row id.
+/// Enqueue the update `args` ask for in the existing queue of `config` and print its row id
+/// (for `--end`, the id of the restore made due now, or of the clear when none waits).
 pub async fn set(config: &Config, args: &SetArgs, out: &mut impl Write) -> Result<(), CliError> {
     let now = Utc::now();
     let update = args.to_update(config, now)?;
     let queue = open_existing(config).await?;
-    let id = queue
-        .enqueue(&update, now)
-        .await
-        .map_err(|e| e.at(queue.path()));
+    let id = async {
+        if args.end {
+            // The waiting restore goes out at once; with none, the status is cleared.
+            if let Some(id) = queue.end_restore_now(&update.target, now).await? {
+                return Ok(id);
+            }
+        }
+        queue.enqueue(&update, now).await
+    }
+    .await
+    .map_err(|e| e.at(queue.path()));
     close(queue).await;
     line(out, id?)
 }

@@ -347,8 +347,8 @@ pub struct TokenFileCheck {
 
 impl Config {
     /// Keys this version validates but does not act on yet, said plainly rather than ignored in
-    /// silence: calendars (the calendar source), and a rule's `dnd`, `presence` and `restore`
-    /// (temporary statuses). One warning per kind, naming the first few users of it.
+    /// silence: a rule's or a calendar's `dnd` and `presence`. One warning per kind, naming
+    /// the first few users of it.
     pub fn not_yet_acted_on(&self) -> Vec<String> {
         let (rules, calendars) = (&self.rules, &self.calendars);
         let names = |mut v: Vec<&str>| {
@@ -364,29 +364,28 @@ impl Config {
         let cal_parts: Vec<&str> = calendars
             .iter()
             .filter(|c| {
-                c.restore
-                    || c.map
-                        .iter()
-                        .any(|m| m.dnd.is_some() || m.presence.is_some())
+                c.map
+                    .iter()
+                    .any(|m| m.dnd.is_some() || m.presence.is_some())
             })
             .map(|c| c.name.as_str())
             .collect();
         if !cal_parts.is_empty() {
             out.push(format!(
-                "calendars ({}) use dnd, presence or restore, which are checked but not yet sent \
-                 by this version of slack-statusd: their statuses still go out",
+                "calendars ({}) use dnd or presence, which are checked but not yet sent by this \
+                 version of slack-statusd: their statuses still go out",
                 names(cal_parts)
             ));
         }
         let parts: Vec<&str> = rules
             .iter()
-            .filter(|r| r.dnd.is_some() || r.presence.is_some() || r.restore)
+            .filter(|r| r.dnd.is_some() || r.presence.is_some())
             .map(|r| r.name.as_str())
             .collect();
         if !parts.is_empty() {
             out.push(format!(
-                "rules ({}) use dnd, presence or restore, which are checked but not yet sent by \
-                 this version of slack-statusd: their status and profile fields still go out",
+                "rules ({}) use dnd or presence, which are checked but not yet sent by this \
+                 version of slack-statusd: their status and profile fields still go out",
                 names(parts)
             ));
         }

@@ -292,7 +292,14 @@ impl CalendarTask {
             .iter()
             .map(|f| self.row_for(&target, f))
             .collect();
-        if plan.end_now {
+        // The event that shows went away: with `restore`, its restore goes out now (with the
+        // usual checks); otherwise, or when none waits, the status is cleared.
+        let restored_now = if plan.end_now && self.calendar.restore {
+            self.queue.end_restore_now(&target, now).await?
+        } else {
+            None
+        };
+        if plan.end_now && restored_now.is_none() {
             enqueue.push(self.end_now(&target, now));
         }
         let superseded = plan.supersede.len();
@@ -306,7 +313,7 @@ impl CalendarTask {
                 ended = plan.end_now, "calendar changes queued"
             );
         }
-        if !ids.is_empty() {
+        if !ids.is_empty() || restored_now.is_some() {
             let waker = self
                 .wakers
                 .lock()
@@ -323,15 +330,16 @@ impl CalendarTask {
         self.row(target, f.at, f.patch.clone(), f.key.clone(), f.uid.clone())
     }
 
-    /// The row that ends, at `now`, a status shown for an event that went away: a clear
-    /// (restoring the status from before is issue 13's `restore`).
+    /// The row that ends, at `now`, a status shown for an event that went away: a clear.
     fn end_now(&self, target: &Target, now: DateTime<Utc>) -> CalendarFiring {
         let clear = Patch {
             status: Some(Status::cleared()),
             ..Patch::default()
         };
         let key = format!("gone|{}", now.timestamp_millis());
-        self.row(target, now, clear, key, String::new())
+        let mut row = self.row(target, now, clear, key, String::new());
+        row.update.restore = false;
+        row
     }
 
     /// A row of this calendar.
@@ -350,6 +358,7 @@ impl CalendarTask {
                 fire_at,
                 patch,
                 respect_manual: self.calendar.respect_manual,
+                restore: self.calendar.restore,
             },
             key,
             uid,

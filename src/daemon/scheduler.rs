@@ -158,6 +158,7 @@ impl Scheduler {
                             fire_at: fired,
                             patch: patch_for(rule, fired),
                             respect_manual: rule.respect_manual,
+                            restore: rule.restore,
                         }
                     });
                 Advance {

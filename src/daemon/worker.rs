@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Limits, RetryPolicy, Secret};
-use crate::profile::Patch;
-use crate::queue::{Batch, Claim, Finish, Queue, QueueError, Target, Update};
-use crate::slack::manual::is_manual;
+use crate::profile::{Patch, Status};
+use crate::queue::{Batch, Claim, Finish, LeaveRestore, Queue, QueueError, Target, Update};
+use crate::restore::{self, AtRestore};
+use crate::slack::manual::{is_manual, shown_status};
 use crate::slack::{Client, Outcome};
 use crate::throttle::{backoff, Method, TokenLimiter};
 
@@ -132,9 +133,10 @@ impl Worker {
         let sends = queue.sends_since(&token, since).await?;
         let limiter = TokenLimiter::rebuilt(
             limits,
-            sends
-                .into_iter()
-                .map(|(user, at)| (Method::ProfileSet, user, at)),
+            sends.into_iter().filter_map(|(method, user, at)| {
+                // A method this build does not know (a newer version's log) limits nothing.
+                Method::from_name(&method).map(|m| (m, user, at))
+            }),
         );
         Ok(Worker {
             token,
@@ -189,45 +191,77 @@ impl Worker {
         Ok(Step::Idle { wake_at })
     }
 
-    /// Send one claimed batch and record the outcome. With `respect_manual` on the row whose
-    /// status would go out, the target's current status is read first and a status the user
-    /// set by hand is left alone.
+    /// Send one claimed batch and record the outcome. The target's current status is read
+    /// first when something depends on it: `respect_manual` on the row whose status would go
+    /// out (a status the user set by hand is left alone), a temporary status (what it
+    /// replaces is saved for its restore), or a restore (put back only over its own
+    /// temporary status or an empty one).
     async fn process(
         &mut self,
         target: &Target,
         mut batch: Batch,
         shutdown: &CancellationToken,
     ) -> Result<(), QueueError> {
-        if self.wants_manual_check(&batch) {
+        let temporary = self.temporary_row(&batch).cloned();
+        if batch.restore.is_some() || temporary.is_some() || self.wants_manual_check(&batch) {
+            let Some(profile) = self.read(target, &mut batch, shutdown).await? else {
+                return Ok(());
+            };
             let now = self.clock.now();
-            match guarded(self.sender.get_profile(target), shutdown).await {
-                Some(Outcome::Ok { profile, .. }) => {
-                    let ours = match self.queue.last_sent_status(target).await {
-                        Ok(ours) => ours,
-                        // A sent row edited by hand into nonsense says nothing of ours.
-                        Err(QueueError::BadPatch { .. }) => None,
-                        Err(e) => {
-                            // Hand the rows back before giving up on this step, or they would
-                            // stay claimed while newer rows of the target went out past them.
-                            self.record(&batch, &Finish::Requeue, now, shutdown).await?;
-                            return Err(e);
-                        }
-                    };
-                    if profile.is_some_and(|p| is_manual(&p, ours.as_ref(), now.timestamp())) {
-                        batch.plan.skip_status();
-                        tracing::info!(target = %target, ids = ?batch.plan.skipped, "skipped: the user set a status by hand");
-                        if batch.plan.patch.is_empty() {
-                            self.record(&batch, &Finish::NotSent, now, shutdown).await?;
-                            log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
-                            return Ok(());
-                        }
+            let shown = profile
+                .as_ref()
+                .map(shown_status)
+                .unwrap_or_else(Status::cleared);
+            if self.wants_manual_check(&batch) {
+                let ours = match self.queue.last_sent_status(target).await {
+                    Ok(ours) => ours,
+                    // A sent row edited by hand into nonsense says nothing of ours.
+                    Err(QueueError::BadPatch { .. }) => None,
+                    Err(e) => return self.give_back(&batch, e, shutdown).await,
+                };
+                if profile.is_some_and(|p| is_manual(&p, ours.as_ref(), now.timestamp())) {
+                    batch.plan.skip_status();
+                    tracing::info!(target = %target, ids = ?batch.plan.skipped, "skipped: the user set a status by hand");
+                }
+            }
+            if let Some(saved) = batch.restore.clone() {
+                let overtaken = match self.queue.overtaken_since(target, saved.since).await {
+                    Ok(o) => o,
+                    Err(e) => return self.give_back(&batch, e, shutdown).await,
+                };
+                let due = batch.rows[0].fire_at;
+                match restore::at_restore(&saved.pending(due), &shown, overtaken, now.timestamp()) {
+                    AtRestore::Apply(status) => batch.plan.patch.status = Some(status),
+                    AtRestore::Skip(why) => {
+                        batch.plan.skip_status_because(why.as_str());
+                        tracing::info!(target = %target, ids = ?batch.plan.skipped, reason = why.as_str(), "restore skipped");
                     }
                 }
-                // The read failed: treat it like a failed set (retry, pause, hold or fail).
-                other => {
-                    let finish = self.decide(target, &batch.rows, other);
-                    return self.record(&batch, &finish, now, shutdown).await;
+            }
+            if let (Some(row), Some(status)) = (&temporary, &batch.plan.patch.status) {
+                let waiting = match self.queue.waiting_restore(target).await {
+                    Ok(w) => w,
+                    Err(e) => return self.give_back(&batch, e, shutdown).await,
+                };
+                let plan = restore::on_temporary(
+                    waiting.as_ref().map(|w| &w.restore),
+                    &shown,
+                    status,
+                    status.expiration,
+                    now.timestamp(),
+                );
+                if let restore::Plan::Restore(restore) = plan {
+                    batch.leave_restore = Some(LeaveRestore {
+                        existing: waiting.map(|w| w.id),
+                        restore,
+                        rule: row.rule.clone(),
+                    });
                 }
+            }
+            if batch.plan.patch.is_empty() {
+                self.record(&batch, &Finish::NotSent, now, shutdown).await?;
+                log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
+                return Ok(());
             }
         }
         // The claim (a turn at the shared writer) took time: the request starts now, and the
@@ -241,8 +275,72 @@ impl Worker {
             let plan = &batch.plan;
             tracing::info!(target = %target, ids = ?plan.contributors, "sent");
             log_unsent(target, &plan.superseded, &plan.expired);
+            if let Some(leave) = &batch.leave_restore {
+                tracing::info!(target = %target, due = leave.restore.due, "temporary status: the one it replaced is restored at its end");
+            }
         }
         Ok(())
+    }
+
+    /// Read `target`'s profile (`users.profile.get`) for `batch`, within the token's read
+    /// window (`[limits] per_read`), so that reading never starves writing. `Ok(None)`: the
+    /// read failed or shutdown came first, and the batch has been recorded as such.
+    async fn read(
+        &mut self,
+        target: &Target,
+        batch: &mut Batch,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Option<serde_json::Value>>, QueueError> {
+        let now = self.clock.now();
+        let at = self.limiter.next_allowed_for(Method::ProfileGet, None, now);
+        if at > now {
+            // The rows stay claimed meanwhile, so nothing overtakes them.
+            tokio::select! {
+                _ = tokio::time::sleep(self.clock.nap_until(at)) => {}
+                _ = shutdown.cancelled() => {
+                    self.record(batch, &Finish::Requeue, now, shutdown).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        let started = self.clock.now();
+        self.limiter.record_for(Method::ProfileGet, None, started);
+        batch.reads.push(started);
+        match guarded(self.sender.get_profile(target), shutdown).await {
+            Some(Outcome::Ok { profile, .. }) => Ok(Some(profile)),
+            // The read failed: treat it like a failed set (retry, pause, hold or fail).
+            other => {
+                let finish = self.decide(target, &batch.rows, other);
+                self.record(batch, &finish, started, shutdown).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Hand the rows of `batch` back after a queue error in the middle of its step, then
+    /// report the error: kept claimed, newer rows of the target could not go out past them.
+    async fn give_back(
+        &self,
+        batch: &Batch,
+        error: QueueError,
+        shutdown: &CancellationToken,
+    ) -> Result<(), QueueError> {
+        self.record(batch, &Finish::Requeue, self.clock.now(), shutdown)
+            .await?;
+        Err(error)
+    }
+
+    /// The row whose status would go out, if it is temporary (`restore = true`): a status
+    /// with an end to restore at. A clear is never temporary.
+    fn temporary_row<'b>(&self, batch: &'b Batch) -> Option<&'b Update> {
+        let id = batch.plan.status_from?;
+        batch.rows.iter().find(|r| {
+            r.id == id
+                && r.restore
+                && r.patch.status.as_ref().is_some_and(|s| {
+                    s.expiration != 0 && !(s.text.is_empty() && s.emoji.is_empty())
+                })
+        })
     }
 
     /// Record how the request for `batch` ended. A failure to write it (a full disk, a lock

@@ -13,9 +13,12 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
+use crate::throttle::Method;
+
+use super::restore::leave_restore;
 use super::{
-    hold_token, merge, ms, row_target, row_to_update, Batch, Claim, Finish, MergeInput, MergePlan,
-    QueueError, Target, Update, ROW_COLUMNS, SKIPPED_MANUAL,
+    hold_token, merge, ms, row_target, row_to_update, Batch, Claim, Finish, LeaveRestore,
+    MergeInput, MergePlan, QueueError, Target, Update, FIRING_ORDER, ROW_COLUMNS,
 };
 
 /// A claim of every pending row of `target`, as [`super::Queue::claim`] describes it.
@@ -36,6 +39,12 @@ pub(super) struct FinishOp {
     pub(super) plan: MergePlan,
     /// Claimed rows that cannot be read: they fail whatever the outcome.
     pub(super) unreadable: Vec<(i64, String)>,
+    /// Claimed rows left for a later request: back to `pending` whatever the outcome.
+    pub(super) released: Vec<i64>,
+    /// The restore a sent temporary status leaves.
+    pub(super) leave_restore: Option<LeaveRestore>,
+    /// When the reads made for this request started.
+    pub(super) reads: Vec<DateTime<Utc>>,
     /// How it ended.
     pub(super) outcome: Finish,
     /// When the request started (logged in `sends` unless nothing was sent).
@@ -59,6 +68,9 @@ impl FinishOp {
             rows: batch.rows.iter().map(|r| (r.id, r.attempts)).collect(),
             plan: batch.plan.clone(),
             unreadable: batch.unreadable.clone(),
+            released: batch.released.clone(),
+            leave_restore: batch.leave_restore.clone(),
+            reads: batch.reads.clone(),
             log_start: outcome != Finish::NotSent,
             outcome,
             started_at,
@@ -90,7 +102,7 @@ fn plan_changes<'a>(plan: &'a MergePlan, t: i64, out: &mut Vec<RowChange<'a>>) {
         (&plan.contributors, "sent", None),
         (&plan.superseded, "superseded", None),
         (&plan.expired, "expired", None),
-        (&plan.skipped, "skipped", Some(SKIPPED_MANUAL)),
+        (&plan.skipped, "skipped", Some(plan.skip_reason())),
     ];
     for (ids, state, error) in fates {
         out.extend(
@@ -107,9 +119,9 @@ const CHANGE_ROWS: &str = "UPDATE updates SET state = c.value ->> 1,
         finished_at = c.value ->> 6
     FROM json_each(?1) AS c WHERE updates.id = c.value ->> 0";
 
-/// Log the request starts in the JSON array `?2` of (token, user, started-at).
-const LOG_STARTS: &str = "INSERT INTO sends (token, user, started_at)
-    SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2 FROM json_each(?2) AS s";
+/// Log the request starts in the JSON array `?2` of (token, user, started-at, method).
+const LOG_STARTS: &str = "INSERT INTO sends (token, user, started_at, method)
+    SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2, s.value ->> 3 FROM json_each(?2) AS s";
 
 /// [`LOG_STARTS`] and [`CHANGE_ROWS`] as one transaction in one round trip to SQLite's thread.
 static FINISH: LazyLock<String> =
@@ -135,7 +147,7 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
                AND (SELECT f.not_before FROM updates AS f
                     WHERE f.token = c.value ->> 0 AND f.user = c.value ->> 1
                       AND f.state = 'pending'
-                    ORDER BY f.fire_at, f.id LIMIT 1) <= c.value ->> 2)
+                    ORDER BY {FIRING_ORDER} LIMIT 1) <= c.value ->> 2)
          RETURNING {ROW_COLUMNS}"
     )
 });
@@ -152,16 +164,34 @@ pub(super) async fn finish_all(
     finishes: &[FinishOp],
 ) -> Result<(), QueueError> {
     let mut changes: Vec<RowChange<'_>> = Vec::new();
-    let mut starts: Vec<(&str, &str, i64)> = Vec::new();
+    let mut starts: Vec<(&str, &str, i64, &str)> = Vec::new();
     for f in finishes {
         let t = ms(f.now);
+        changes.extend(
+            f.released
+                .iter()
+                .map(|&id| (id, "pending", 0, None, None, t, None)),
+        );
+        starts.extend(f.reads.iter().map(|at| {
+            (
+                f.target.token.as_str(),
+                f.target.user_col(),
+                ms(*at),
+                Method::ProfileGet.name(),
+            )
+        }));
         changes.extend(
             f.unreadable
                 .iter()
                 .map(|(id, error)| (*id, "failed", 1, Some(error.as_str()), None, t, Some(t))),
         );
         if f.log_start {
-            starts.push((&f.target.token, f.target.user_col(), ms(f.started_at)));
+            starts.push((
+                &f.target.token,
+                f.target.user_col(),
+                ms(f.started_at),
+                Method::ProfileSet.name(),
+            ));
         }
         match &f.outcome {
             Finish::Sent | Finish::NotSent => plan_changes(&f.plan, t, &mut changes),
@@ -204,20 +234,26 @@ pub(super) async fn finish_all(
             _ => None,
         })
         .collect();
+    let restores: Vec<_> = finishes
+        .iter()
+        .filter(|f| f.outcome == Finish::Sent)
+        .filter_map(|f| f.leave_restore.as_ref().map(|l| (f, l)))
+        .collect();
     // The transaction's BEGIN and COMMIT ride in the statements' own round trips.
-    let first = if holds.is_empty() {
-        &*FINISH
-    } else {
-        &*BEGIN_FINISH
-    };
+    let more = !holds.is_empty() || !restores.is_empty();
+    let first = if more { &*BEGIN_FINISH } else { &*FINISH };
     sqlx::query(first)
         .bind(changes)
         .bind(starts)
         .execute(&mut *writer)
         .await?;
-    if !holds.is_empty() {
+    if more {
         for (f, error) in holds {
             hold_token(writer, &f.target.token, error, f.now).await?;
+        }
+        // After the rows' changes: a restore released by this batch is `pending` again.
+        for (f, leave) in restores {
+            leave_restore(writer, &f.target, leave, ms(f.started_at), ms(f.now)).await?;
         }
         sqlx::query("COMMIT").execute(&mut *writer).await?;
     }
@@ -273,21 +309,37 @@ pub(super) async fn claim_all(
                 return Claim::NotReady;
             };
             // RETURNING comes in no particular order; the merge needs firing order.
-            rows.sort_by_key(|r| (r.fire_at, r.id));
-            let inputs: Vec<MergeInput> = rows
-                .iter()
-                .map(|r| MergeInput {
-                    id: r.id,
-                    patch: r.patch.clone(),
-                })
-                .collect();
-            let plan = merge(&inputs, c.now.timestamp());
+            rows.sort_by_key(|r| (r.fire_at, r.is_restore(), r.id));
+            // A restore goes alone: after the firings before it, before those after it.
+            let alone = match rows.iter().position(Update::is_restore) {
+                Some(0) => 1,
+                Some(k) => k,
+                None => rows.len(),
+            };
+            let released = rows.split_off(alone).iter().map(|r| r.id).collect();
+            let (plan, restore) = match rows.first().and_then(|r| r.saved.clone()) {
+                Some(saved) => (restore_plan(rows[0].id, &saved), Some(saved)),
+                None => {
+                    let inputs: Vec<MergeInput> = rows
+                        .iter()
+                        .map(|r| MergeInput {
+                            id: r.id,
+                            patch: r.patch.clone(),
+                        })
+                        .collect();
+                    (merge(&inputs, c.now.timestamp()), None)
+                }
+            };
             let nothing = plan.patch.is_empty();
             let batch = Batch {
                 target: c.target.clone(),
                 rows,
                 plan,
                 unreadable,
+                released,
+                restore,
+                leave_restore: None,
+                reads: Vec::new(),
             };
             if nothing {
                 Claim::NothingToSend(batch)
@@ -296,4 +348,14 @@ pub(super) async fn claim_all(
             }
         })
         .collect())
+}
+
+/// The plan of a restore row `id`: it would send the saved status back. Whether it does is
+/// the worker's to decide after a second read (`crate::restore::at_restore`).
+fn restore_plan(id: i64, saved: &super::SavedRestore) -> MergePlan {
+    let mut plan = MergePlan::default();
+    plan.patch.status = Some(saved.saved.clone());
+    plan.contributors.push(id);
+    plan.status_from = Some(id);
+    plan
 }

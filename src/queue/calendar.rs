@@ -278,8 +278,9 @@ async fn apply(
         let u = &f.update;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state,
-                                  not_before, created_at, updated_at, calendar, change_key, uid)
-             VALUES (NULL, ?1, ?2, ?3, ?4, ?5, 'pending', ?3, ?6, ?6, ?7, ?8, ?9) RETURNING id",
+                                  not_before, created_at, updated_at, calendar, change_key, uid,
+                                  restore)
+             VALUES (NULL, ?1, ?2, ?3, ?4, ?5, 'pending', ?3, ?6, ?6, ?7, ?8, ?9, ?10) RETURNING id",
         )
         .bind(&u.target.token)
         .bind(u.target.user_col())
@@ -290,6 +291,7 @@ async fn apply(
         .bind(calendar)
         .bind(&f.key)
         .bind(&f.uid)
+        .bind(u.restore as i64)
         .fetch_one(&mut *conn)
         .await?;
         ids.push(id);

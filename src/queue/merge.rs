@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::SKIPPED_MANUAL;
 use crate::profile::Patch;
 
 /// One pending row as the merge sees it. Rows must be given in firing order.
@@ -36,9 +37,22 @@ pub struct MergePlan {
     pub status_from: Option<i64>,
     /// Rows that win at least one field other than the status.
     pub field_winners: Vec<i64>,
+    /// Why the rows in `skipped` were left out; `None`: the user set a status by hand.
+    pub skip_reason: Option<&'static str>,
 }
 
 impl MergePlan {
+    /// The reason recorded on the rows in `skipped`.
+    pub fn skip_reason(&self) -> &'static str {
+        self.skip_reason.unwrap_or(SKIPPED_MANUAL)
+    }
+
+    /// [`MergePlan::skip_status`] for `reason` (a restore that must not apply).
+    pub fn skip_status_because(&mut self, reason: &'static str) {
+        self.skip_status();
+        self.skip_reason = Some(reason);
+    }
+
     /// Leave the status out of the request (`respect_manual`): the row it came from is
     /// skipped unless it also contributes another field.
     pub fn skip_status(&mut self) {

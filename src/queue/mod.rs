@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ mod calendar;
 mod error;
 mod merge;
 mod model;
+mod restore;
 mod writer;
 
 pub use calendar::{CalendarCopy, CalendarFiring, CalendarRow, ShownRow, CALENDAR_CHANGED};
@@ -36,6 +37,7 @@ pub use model::{
     Advance, Batch, Claim, Finish, LastSend, NewUpdate, ReadyTarget, State, Target, TokenSummary,
     Update,
 };
+pub use restore::{LeaveRestore, SavedRestore, WaitingRestore};
 pub use writer::Health;
 
 /// A statement with its arguments still to bind.
@@ -64,7 +66,11 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 const ROW_COLUMNS: &str =
     "id, rule, calendar, token, user, fire_at, patch, respect_manual, state, attempts, \
-     last_error, not_before, created_at, updated_at";
+     last_error, not_before, created_at, updated_at, restore, saved";
+
+/// Per target, rows go out in this order: by firing instant, a firing before a restore at an
+/// equal instant (SPEC §6), then as enqueued.
+const FIRING_ORDER: &str = "fire_at, saved IS NOT NULL, id";
 
 /// The target of a row read with its `token` and `user` columns.
 fn row_target(r: &sqlx::sqlite::SqliteRow) -> Result<Target, QueueError> {
@@ -82,6 +88,8 @@ fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
         serde_json::from_str(&patch_text).map_err(|source| QueueError::BadPatch { id, source })?;
     let state: String = r.try_get("state")?;
     let attempts: i64 = r.try_get("attempts")?;
+    let saved: Option<String> = r.try_get("saved")?;
+    let saved = saved.map(|s| restore::parse_saved(id, &s)).transpose()?;
     Ok(Update {
         id,
         rule: r.try_get("rule")?,
@@ -90,6 +98,8 @@ fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
         fire_at: from_ms(r.try_get("fire_at")?),
         patch,
         respect_manual: r.try_get::<i64, _>("respect_manual")? != 0,
+        restore: r.try_get::<i64, _>("restore")? != 0,
+        saved,
         state: state.parse().unwrap_or(State::Failed),
         attempts: attempts.try_into().unwrap_or(0),
         last_error: r.try_get("last_error")?,
@@ -344,16 +354,19 @@ impl Queue {
     /// order) may go, earliest first.
     pub async fn ready_targets(&self, token: &str) -> Result<Vec<ReadyTarget>, QueueError> {
         // The first pending row per target decides: later rows must not overtake it.
-        let rows = sqlx::query(
-            "SELECT user, not_before FROM (
-                 SELECT user, not_before,
-                        row_number() OVER (PARTITION BY user ORDER BY fire_at, id) AS n
-                 FROM updates WHERE token = ? AND state = 'pending')
-             WHERE n = 1 ORDER BY not_before, user",
-        )
-        .bind(token)
-        .fetch_all(&self.pool)
-        .await?;
+        static READY: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT user, not_before FROM (
+                     SELECT user, not_before,
+                            row_number() OVER (PARTITION BY user ORDER BY {FIRING_ORDER}) AS n
+                     FROM updates WHERE token = ? AND state = 'pending')
+                 WHERE n = 1 ORDER BY not_before, user"
+            )
+        });
+        let rows = sqlx::query(&READY)
+            .bind(token)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 let user: String = r.try_get("user")?;
@@ -402,22 +415,27 @@ impl Queue {
             .await
     }
 
-    /// Start times of requests by `token` at or after `since`, per user (`""` for the token's
-    /// own profile), oldest first: the throttle rebuilds its windows from these.
+    /// Start times of requests by `token` at or after `since`, each with its method's name
+    /// and its user (`None` for the token's own profile), oldest first: the throttle rebuilds
+    /// its windows from these.
     pub async fn sends_since(
         &self,
         token: &str,
         since: DateTime<Utc>,
-    ) -> Result<Vec<(Option<String>, DateTime<Utc>)>, QueueError> {
-        let rows = sqlx::query("SELECT user, started_at FROM sends WHERE token = ? AND started_at >= ? ORDER BY started_at, id")
-            .bind(token)
-            .bind(ms(since))
-            .fetch_all(&self.pool)
-            .await?;
+    ) -> Result<Vec<(String, Option<String>, DateTime<Utc>)>, QueueError> {
+        let rows = sqlx::query(
+            "SELECT method, user, started_at FROM sends WHERE token = ? AND started_at >= ?
+             ORDER BY started_at, id",
+        )
+        .bind(token)
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let user: String = r.try_get("user")?;
                 Ok((
+                    r.try_get("method")?,
                     (!user.is_empty()).then_some(user),
                     from_ms(r.try_get("started_at")?),
                 ))
@@ -534,14 +552,16 @@ impl Queue {
     }
 
     /// The status most recently sent to `target` by this daemon, if any: a status equal to it
-    /// is ours, not one the user set by hand.
+    /// is ours, not one the user set by hand. A restored status is not: it counts as the
+    /// user's own for `respect_manual` (SPEC §6).
     pub async fn last_sent_status(
         &self,
         target: &Target,
     ) -> Result<Option<crate::profile::Status>, QueueError> {
         let row: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, patch FROM updates
-             WHERE token = ? AND user = ? AND state = 'sent' AND json_extract(patch, '$.status') IS NOT NULL
+             WHERE token = ? AND user = ? AND state = 'sent' AND saved IS NULL
+               AND json_extract(patch, '$.status') IS NOT NULL
              ORDER BY finished_at DESC, id DESC LIMIT 1",
         )
         .bind(&target.token)
@@ -648,6 +668,7 @@ async fn advance_marks(
                 ms(f.fire_at),
                 patch,
                 f.respect_manual as i64,
+                f.restore as i64,
             ));
         }
     }
@@ -656,10 +677,10 @@ async fn advance_marks(
         // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the
         // ids, sorted, are the rows' in order; RETURNING itself promises no order.
         ids = sqlx::query_scalar(
-            "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state,
-                                      not_before, created_at, updated_at)
+            "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, restore,
+                                      state, not_before, created_at, updated_at)
                  SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
-                        f.value ->> 5, 'pending', f.value ->> 3, ?2, ?2
+                        f.value ->> 5, f.value ->> 6, 'pending', f.value ->> 3, ?2, ?2
                  FROM json_each(?1) AS f ORDER BY f.key
                  RETURNING id",
         )
@@ -727,9 +748,9 @@ async fn insert_update(
     // commit (a full disk) would name a row that never existed.
     let ids: Vec<i64> = sqlx::query_scalar(
         "BEGIN IMMEDIATE;
-         INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state, not_before,
-                              created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?4, ?7, ?7) RETURNING id;
+         INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, restore, state,
+                              not_before, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, 'pending', ?4, ?7, ?7) RETURNING id;
          COMMIT",
     )
     .bind(&u.rule)
@@ -739,6 +760,7 @@ async fn insert_update(
     .bind(patch)
     .bind(u.respect_manual as i64)
     .bind(ms(now))
+    .bind(u.restore as i64)
     .fetch_all(conn)
     .await?;
     ids.first()

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::MergePlan;
+use super::{LeaveRestore, MergePlan, SavedRestore};
 use crate::profile::Patch;
 
 /// The state of a row.
@@ -110,6 +110,8 @@ pub struct NewUpdate {
     pub patch: Patch,
     /// Leave a hand-set status alone.
     pub respect_manual: bool,
+    /// The status is temporary: put back what it replaces at its expiry (SPEC §6).
+    pub restore: bool,
 }
 
 /// Advance one rule's mark, optionally enqueueing a firing (see [`Queue::advance_rules`]).
@@ -140,6 +142,10 @@ pub struct Update {
     pub patch: Patch,
     /// Leave a hand-set status alone.
     pub respect_manual: bool,
+    /// The status is temporary (`restore = true`): sending it leaves a restore row.
+    pub restore: bool,
+    /// For a restore row: what it puts back (see [`Update::is_restore`]).
+    pub saved: Option<SavedRestore>,
     /// Current state.
     pub state: State,
     /// Attempts that counted against `max_attempts`.
@@ -152,6 +158,13 @@ pub struct Update {
     pub created_at: DateTime<Utc>,
     /// When the row last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl Update {
+    /// Whether this row is a restore, not a firing: it puts back a saved status.
+    pub fn is_restore(&self) -> bool {
+        self.saved.is_some()
+    }
 }
 
 /// A target with pending rows, and when its next row may go.
@@ -189,6 +202,18 @@ pub struct Batch {
     /// with the error to record: every finish fails them, whatever the request's outcome,
     /// so that one bad row never blocks its target.
     pub unreadable: Vec<(i64, String)>,
+    /// Claimed rows that wait for a later request: a restore goes alone, after the firings
+    /// before it and before those after it. Every finish puts them back to `pending`.
+    pub released: Vec<i64>,
+    /// A restore batch (its one row is a restore): what it puts back, decided by
+    /// [`crate::restore::at_restore`] after a second read.
+    pub restore: Option<SavedRestore>,
+    /// The restore that the temporary status of this batch leaves, written by a finish
+    /// with [`Finish::Sent`] (set by the worker once it has read what the status replaces).
+    pub leave_restore: Option<LeaveRestore>,
+    /// When each `users.profile.get` made for this batch started: the finish logs them with
+    /// the request, so that the read window is rebuilt at start like the others.
+    pub reads: Vec<DateTime<Utc>>,
 }
 
 /// How a request ended, as the queue records it.

@@ -3,28 +3,37 @@
 
 use crate::profile::Status;
 
+/// The status a `users.profile.get` answer shows: text, emoji and expiry, empty where a
+/// field is missing or not of its type (the answer is not trusted).
+pub fn shown_status(profile: &serde_json::Value) -> Status {
+    let text = |key: &str| {
+        profile
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    Status {
+        text: text("status_text"),
+        emoji: text("status_emoji"),
+        expiration: profile
+            .get("status_expiration")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0),
+    }
+}
+
 /// A status is the user's own when it is non-empty, has not expired, and is not the last one
 /// this daemon set (text and emoji compared; the expiry Slack reports may be normalised).
 pub fn is_manual(profile: &serde_json::Value, last_ours: Option<&Status>, now_unix: i64) -> bool {
-    let text = profile
-        .get("status_text")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let emoji = profile
-        .get("status_emoji")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    if text.is_empty() && emoji.is_empty() {
+    let shown = shown_status(profile);
+    if shown.text.is_empty() && shown.emoji.is_empty() {
         return false;
     }
-    let expiration = profile
-        .get("status_expiration")
-        .and_then(|v| v.as_i64())
-        .unwrap_or(0);
-    if expiration != 0 && expiration <= now_unix {
+    if shown.is_expired_at(now_unix) {
         return false;
     }
-    !last_ours.is_some_and(|s| s.text == text && s.emoji == emoji)
+    !last_ours.is_some_and(|s| s.text == shown.text && s.emoji == shown.emoji)
 }
 
 #[cfg(test)]

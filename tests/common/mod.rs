@@ -785,12 +785,27 @@ pub async fn slack_worker(
     retry: slack_statusd::config::RetryPolicy,
     timeout: Duration,
 ) -> slack_statusd::daemon::Worker {
+    let clock = slack_statusd::clock::Clock::system();
+    slack_worker_on(name, value, slack, queue, limits, retry, timeout, clock).await
+}
+
+/// [`slack_worker`] reading the time from `clock` (a test clock that can jump ahead).
+#[allow(clippy::too_many_arguments)]
+pub async fn slack_worker_on(
+    name: &str,
+    value: &str,
+    slack: &FakeSlack,
+    queue: &slack_statusd::queue::Queue,
+    limits: slack_statusd::config::Limits,
+    retry: slack_statusd::config::RetryPolicy,
+    timeout: Duration,
+    clock: slack_statusd::clock::Clock,
+) -> slack_statusd::daemon::Worker {
     use slack_statusd::daemon::Sender;
     let sender = Sender::Slack {
         client: slack_statusd::slack::Client::new(&slack.api_url(), timeout),
         token: slack_statusd::config::Secret::new(value.into()),
     };
-    let clock = slack_statusd::clock::Clock::system();
     slack_statusd::daemon::Worker::new(name.into(), sender, queue.clone(), clock, limits, retry)
         .await
         .unwrap()
@@ -822,6 +837,7 @@ pub fn status_update(
             ..Patch::default()
         },
         respect_manual: false,
+        restore: false,
     }
 }
 
