@@ -388,7 +388,7 @@ fn build(
     let mut tokens = BTreeMap::new();
     let mut rules = Vec::new();
     let mut calendars = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = globals.warnings.clone();
     let mut paths = Vec::new();
     for f in files {
         let file = f.ctx.file().to_path_buf();
@@ -432,6 +432,7 @@ fn build(
         log_level: globals.log_level.clone(),
         limits: globals.limits,
         retry: globals.retry,
+        http: globals.http,
         tokens,
         rules: rules.into(),
         calendars: calendars.into(),

@@ -19,6 +19,7 @@
 //!   The small languages inside strings (times, days, dates, durations) are parsed by
 //!   `schedule`'s grammar, the one parser of them in the program.
 //! - `span`: byte offsets to line and column; `paths`: database and token-file resolution.
+//! - `http`: `[http]`, where the metrics and health endpoints listen.
 //! - `token_file`: reading a token file, bounded in size and time, regular files only.
 //!
 //! **Invariant:** no message quotes a token value. Type errors never quote the value, and a
@@ -36,6 +37,7 @@ use crate::schedule::{DateRange, Schedule};
 
 mod address;
 mod calendars;
+mod http;
 mod load;
 mod paths;
 mod rule_profile;
@@ -53,6 +55,7 @@ pub use calendars::{
     Busy, Calendar, CalendarSource, Feed, FeedRead, MapEntry, MapStatus, UrlFile, UrlFileCheck,
     UrlFileError,
 };
+pub use http::Http;
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;
 /// The bounded open of a token file, which `feed` reuses for local calendar files.
@@ -284,6 +287,8 @@ pub struct Config {
     pub limits: Limits,
     /// Retry policy.
     pub retry: RetryPolicy,
+    /// `[http]`: the metrics and health endpoints (SPEC §7).
+    pub http: Http,
     /// Named tokens, by name.
     pub tokens: BTreeMap<String, TokenSource>,
     /// Rules in file order.

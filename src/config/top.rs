@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use toml::de::{DeTable, DeValue};
 
 use super::calendars::{self, CalendarDraft};
+use super::http::{self, Http};
 use super::rules::{self, Named, RuleDraft};
 use super::sections;
 use super::walk::{looks_like_token, shown, Ctx, Table, Value};
@@ -29,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "tokens",
     "rules",
     "calendars",
+    "http",
 ];
 /// Keys a drop-in may have.
 const DROP_IN_KEYS: &[&str] = &["tokens", "rules", "calendars"];
@@ -76,6 +78,10 @@ pub(crate) struct Globals {
     pub retry: RetryPolicy,
     /// Top-level `skip_dates`, which apply to every rule.
     pub skip_dates: Vec<DateRange>,
+    /// `[http]`.
+    pub http: Http,
+    /// Warnings about the settings above, located (`file:line:col: …`).
+    pub warnings: Vec<String>,
 }
 
 impl Default for Globals {
@@ -90,6 +96,8 @@ impl Default for Globals {
             limits: Limits::default(),
             retry: RetryPolicy::default(),
             skip_dates: Vec::new(),
+            http: Http::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -315,6 +323,9 @@ fn globals(ctx: &mut Ctx<'_>, doc: &Table<'_>) -> Globals {
     }
     if let Some(v) = doc.get("retry") {
         g.retry = retry(ctx, v);
+    }
+    if let Some(v) = doc.get("http") {
+        g.http = http::http(ctx, v, &mut g.warnings);
     }
     g
 }
