@@ -24,6 +24,7 @@ use crate::profile::Patch;
 
 mod batch;
 mod calendar;
+mod depth;
 mod error;
 mod merge;
 mod model;
@@ -31,6 +32,7 @@ mod restore;
 mod writer;
 
 pub use calendar::{CalendarCopy, CalendarFiring, CalendarRow, ShownRow, CALENDAR_CHANGED};
+pub use depth::Depth;
 pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
 pub use model::{
