@@ -17,6 +17,7 @@
 //! - [`throttle`]: when a request may start — sliding-window limits and backoff (pure).
 //! - [`slack`]: the Web API client (with `feed`, the only modules that speak HTTP) and response classification.
 //! - [`daemon`]: wires them together: the scheduler task and one worker task per token.
+//! - [`observe`]: the metrics and the `[http]` server of `/metrics`, `/healthz`, `/readyz`.
 //! - [`clock`]: the injected wall clock.
 //! - [`cli`]: the binary's commands — `check`, `preview`, `set`, `queue`, `run` — with their
 //!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod feed;
+pub mod observe;
 pub mod profile;
 pub mod queue;
 pub mod restore;
