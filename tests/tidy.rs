@@ -4,6 +4,7 @@
 //! - only `src/queue/` holds SQL (it alone may name `sqlx`);
 //! - only `src/slack/` and `src/feed/` speak HTTP (they alone may name `reqwest`), and only
 //!   `src/slack/` calls `Secret::expose`;
+//! - only `src/observe/` serves HTTP (it alone may name `axum`);
 //! - `src/schedule/`, `src/throttle/`, `src/restore.rs` and `src/calendar/` are pure: no clock
 //!   read, no sleep, no I/O.
 
@@ -33,6 +34,11 @@ const ONLY_IN: &[Rule] = &[
         needle: "reqwest",
         allowed: &["src/slack/", "src/feed/"],
         why: "only the slack module (Slack's API) and feed (calendar feeds) speak HTTP",
+    },
+    Rule {
+        needle: "axum",
+        allowed: &["src/observe/"],
+        why: "only the observe module serves HTTP (/metrics, /healthz, /readyz)",
     },
     Rule {
         needle: ".expose()",
@@ -161,6 +167,12 @@ fn the_checker_catches_what_it_names() {
             true,
         ),
         ("src/slack/mod.rs", "let c = reqwest::Client::new();", false),
+        ("src/daemon/mod.rs", "let app = axum::Router::new();", true),
+        (
+            "src/observe/http.rs",
+            "let app = axum::Router::new();",
+            false,
+        ),
         ("src/daemon/worker.rs", "header(token.expose())", true),
         ("src/slack/mod.rs", "header(token.expose())", false),
         ("src/schedule/search.rs", "let now = Utc::now();", true),

@@ -119,7 +119,11 @@ impl CliError {
             | CliError::NotDroppable(_)
             | CliError::UrlFile(_)
             | CliError::Daemon(DaemonError::Tokens(_)) => true,
-            CliError::Daemon(DaemonError::Queue(_) | DaemonError::Fetcher(_))
+            // A `listen` in use or not ours to bind is the system's state, not the config's
+            // syntax (SPEC §7: exit 2).
+            CliError::Daemon(
+                DaemonError::Queue(_) | DaemonError::Fetcher(_) | DaemonError::Listen { .. },
+            )
             | CliError::Queue(_)
             | CliError::Lock(_)
             | CliError::Fetcher(_)

@@ -16,6 +16,7 @@ use crate::calendar::{self, Existing, Firing, Occurrence, RowState};
 use crate::clock::Clock;
 use crate::config::{Calendar, Feed};
 use crate::feed::{backoff, Fetched, Fetcher, Validators};
+use crate::observe::{FetchOutcome, Metrics};
 use crate::profile::{Patch, Status};
 use crate::queue::{
     CalendarCopy, CalendarFiring, CalendarRow, NewUpdate, Queue, QueueError, State, Target,
@@ -64,6 +65,8 @@ pub struct CalendarTask {
     unapplied: bool,
     /// When the database last heard that the feed answered (see [`Self::note_fetch`]).
     noted: Option<DateTime<Utc>>,
+    /// Where fetches and queue writes are counted (SPEC §7).
+    metrics: Metrics,
 }
 
 impl CalendarTask {
@@ -74,6 +77,7 @@ impl CalendarTask {
         queue: Queue,
         clock: Clock,
         wakers: super::Wakers,
+        metrics: Metrics,
     ) -> Result<CalendarTask, QueueError> {
         let mut task = CalendarTask {
             calendar,
@@ -87,9 +91,13 @@ impl CalendarTask {
             failures: 0,
             unapplied: false,
             noted: None,
+            metrics,
         };
         if let Some(copy) = task.queue.calendar_copy(&task.calendar.name).await? {
             task.restore_copy(&copy);
+            // The last success survives a restart: the copy is that fetch's.
+            task.metrics
+                .calendar_success(&task.calendar.name, copy.fetched_at);
         }
         Ok(task)
     }
@@ -120,6 +128,8 @@ impl CalendarTask {
             Ok(f) => f,
             Err(e) => {
                 self.failures += 1;
+                self.metrics
+                    .calendar_fetch(&name, FetchOutcome::Error, self.clock.now());
                 tracing::warn!(calendar = %name, "{e}; the last good copy stays in use");
                 return backoff(self.failures, self.calendar.poll);
             }
@@ -132,6 +142,7 @@ impl CalendarTask {
         match self.fetcher.fetch(&feed, previous).await {
             Err(e) => {
                 self.failures += 1;
+                self.metrics.calendar_fetch(&name, FetchOutcome::Error, now);
                 let wait = backoff(self.failures, self.calendar.poll);
                 tracing::warn!(
                     calendar = %name, host = %shown(&feed), failures = self.failures,
@@ -143,6 +154,8 @@ impl CalendarTask {
                 // The copy was applied when it came (or at start): unchanged occurrences
                 // want nothing new.
                 self.failures = 0;
+                self.metrics
+                    .calendar_fetch(&name, FetchOutcome::NotModified, self.clock.now());
                 tracing::debug!(calendar = %name, "not modified");
                 self.note_fetch().await;
                 if self.unapplied {
@@ -152,6 +165,7 @@ impl CalendarTask {
             Ok(Fetched::Body { bytes, validators }) => {
                 self.failures = 0;
                 let now = self.clock.now();
+                self.metrics.calendar_fetch(&name, FetchOutcome::Ok, now);
                 self.take_feed(&bytes, now);
                 self.validators = Some(validators);
                 match self.store(now).await {
@@ -261,6 +275,7 @@ impl CalendarTask {
     async fn apply_logged(&mut self) {
         let outcome = self.apply().await;
         self.unapplied = outcome.is_err();
+        self.metrics.queue_write(outcome.is_ok());
         if let Err(e) = outcome {
             tracing::error!(calendar = %self.calendar.name, error = %e, "cannot queue the calendar's changes; trying again at the next poll");
         }

@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::{self, Config, Limits, RetryPolicy, Secret, TokenError};
 use crate::feed::{FeedError, FetchLimits, Fetcher};
+use crate::observe::{self, Endpoints, Metrics, Server};
 use crate::queue::{Queue, QueueError, State};
 use crate::slack::{Client, REQUEST_TIMEOUT};
 
@@ -69,6 +70,14 @@ pub enum DaemonError {
     /// Tokens could not be read (outside `--dry-run`).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Tokens(Vec<TokenError>),
+    /// `[http] listen` could not be bound.
+    #[error("[http] listen {addr}: cannot listen there: {source}")]
+    Listen {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How the daemon sends.
@@ -170,6 +179,10 @@ struct Daemon {
     log_filter: LogFilter,
     /// What the purge task keeps, updated by a reload.
     retention: watch_chan::Sender<Retention>,
+    /// The metrics every task counts in, and the health state behind `/healthz`.
+    metrics: Metrics,
+    /// The `[http]` server and the `listen` it was bound for, while one runs.
+    http: Option<(std::net::SocketAddr, Server)>,
 }
 
 /// Run the daemon until `shutdown` is cancelled. `queue` must already be open and `secrets`
@@ -187,6 +200,17 @@ pub async fn run(
         mode,
         log_filter,
     } = context;
+    let metrics = Metrics::new(config.http.token_labels);
+    // Bound before anything else starts, so that an address in use fails the start (exit 2).
+    let listener = match config.http.listen {
+        Some(addr) => Some((
+            addr,
+            observe::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Listen { addr, source })?,
+        )),
+        None => None,
+    };
     let now = clock.now();
     let recovered = queue.recover_in_flight(now).await?;
     if recovered > 0 {
@@ -218,7 +242,12 @@ pub async fn run(
         wakers: Arc::default(),
         log_filter,
         retention,
+        metrics: metrics.clone(),
+        http: None,
     };
+    if let Some((addr, listener)) = listener {
+        daemon.serve_http(addr, listener);
+    }
     daemon.apply_tokens(&secrets).await?;
     daemon.start_scheduler().await?;
     daemon.start_calendars().await?;
@@ -247,6 +276,7 @@ pub async fn run(
         "started: {status}"
     );
     notify::ready(&status);
+    metrics.health(|h| h.ready = true);
 
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -271,9 +301,14 @@ pub async fn run(
 
     tracing::info!("shutting down");
     notify::stopping();
+    metrics.health(|h| h.stopping = true);
     shutdown.cancel();
     daemon.tracker.close();
     daemon.tracker.wait().await;
+    // The server answers /readyz with 503 until the tasks have stopped.
+    if let Some((_, server)) = daemon.http.take() {
+        server.stop().await;
+    }
     queue.close().await;
     if let Some(e) = health.fatal_error() {
         return Err(e.into());
@@ -342,7 +377,9 @@ impl Daemon {
                 self.config.limits,
                 self.config.retry,
             )
-            .await?;
+            .await?
+            .with_metrics(self.metrics.clone());
+            self.metrics.token_held(&name, false);
             let wake = Arc::new(Notify::new());
             let stop = self.shutdown.child_token();
             let task = self.tracker.spawn(worker.run(wake.clone(), stop.clone()));
@@ -357,6 +394,7 @@ impl Daemon {
                 },
             );
         }
+        self.metrics.set_tokens(self.config.tokens.keys());
         *self.wakers.lock().expect("wakers lock") = self
             .workers
             .iter()
@@ -380,7 +418,8 @@ impl Daemon {
             self.config.catch_up,
             wakers,
         )
-        .await?;
+        .await?
+        .with_metrics(self.metrics.clone());
         // Published now, so the READY=1 status line already names the next firing.
         self.next_firing_tx.send_replace(scheduler.next_firing());
         let stop = self.shutdown.child_token();
@@ -423,6 +462,7 @@ impl Daemon {
                 self.queue.clone(),
                 self.clock.clone(),
                 self.wakers.clone(),
+                self.metrics.clone(),
             )
             .await?;
             let stop = self.shutdown.child_token();
@@ -465,6 +505,7 @@ impl Daemon {
                     ?trigger,
                     "reload rejected: still running on the previous config"
                 );
+                self.metrics.reload("rejected");
             }
             Ok((new, secrets)) => {
                 for w in new.warnings.iter().chain(&new.not_yet_acted_on()) {
@@ -481,6 +522,8 @@ impl Daemon {
                 let mut new = new;
                 new.database = self.config.database.clone();
                 self.apply_log_level(&new.log_level);
+                self.metrics.set_token_labels(new.http.token_labels);
+                self.apply_http(new.http.listen).await;
                 self.config = new;
                 // The purge task runs at once if this changed what it keeps.
                 let retention = Retention::of(&self.config);
@@ -495,19 +538,93 @@ impl Daemon {
                 .await;
                 release_freed_memory();
                 match applied {
-                    Ok(()) => tracing::info!(
-                        ?trigger,
-                        rules = self.config.rules.len(),
-                        tokens = self.config.tokens.len(),
-                        "reloaded"
-                    ),
+                    Ok(()) => {
+                        self.metrics.reload("ok");
+                        tracing::info!(
+                            ?trigger,
+                            rules = self.config.rules.len(),
+                            tokens = self.config.tokens.len(),
+                            "reloaded"
+                        )
+                    }
                     Err(e) => {
+                        self.metrics.reload("failed");
                         tracing::error!(error = %e, "reload failed on the database; retry with SIGHUP")
                     }
                 }
             }
         }
         notify::reloaded(&self.status_line().await);
+    }
+
+    /// Serve `/metrics`, `/healthz` and `/readyz` on `listener`, bound for `listen`.
+    fn serve_http(&mut self, listen: std::net::SocketAddr, listener: tokio::net::TcpListener) {
+        let endpoints = Endpoints::new(
+            self.metrics.clone(),
+            self.queue.clone(),
+            self.clock.clone(),
+            self.next_firing.clone(),
+        );
+        match Server::start(listener, endpoints) {
+            Ok(server) => {
+                tracing::info!(address = %server.addr, "serving /metrics, /healthz and /readyz on http://{}", server.addr);
+                self.http = Some((listen, server));
+            }
+            Err(e) => tracing::error!(error = %e, "[http] listen {listen}: cannot serve"),
+        }
+    }
+
+    /// Follow a reloaded `[http] listen`: a new address is bound first and the old server
+    /// stopped only once it is; one that cannot be bound leaves the old server running.
+    async fn apply_http(&mut self, listen: Option<std::net::SocketAddr>) {
+        let current = self.http.as_ref().map(|(addr, _)| *addr);
+        if listen == current {
+            return;
+        }
+        let Some(addr) = listen else {
+            if let Some((_, server)) = self.http.take() {
+                server.stop().await;
+                tracing::info!("[http] listen removed: the /metrics server stopped");
+            }
+            return;
+        };
+        let mut bound = observe::bind(addr).await;
+        // A new address on the old port (127.0.0.1 to [::1], say) can only be bound once the
+        // old server lets go of the port; if it still cannot be, the old address is taken
+        // back.
+        let same_port = self.http.as_ref().map(|(_, s)| s.addr.port()) == Some(addr.port());
+        if matches!(&bound, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) && same_port {
+            if let Some((old_listen, server)) = self.http.take() {
+                let old_addr = server.addr;
+                server.stop().await;
+                bound = observe::bind(addr).await;
+                if bound.is_err() {
+                    match observe::bind(old_addr).await {
+                        Ok(listener) => self.serve_http(old_listen, listener),
+                        Err(e) => {
+                            tracing::error!(error = %e, "[http] cannot listen on {old_addr} again; no /metrics server runs")
+                        }
+                    }
+                }
+            }
+        }
+        match bound {
+            Ok(listener) => {
+                if let Some((_, server)) = self.http.take() {
+                    server.stop().await;
+                }
+                self.serve_http(addr, listener);
+            }
+            Err(e) => {
+                let old = self
+                    .http
+                    .as_ref()
+                    .map_or("no server runs".to_string(), |(_, s)| {
+                        format!("the server on {} stays", s.addr)
+                    });
+                tracing::error!(error = %e, "[http] listen {addr}: cannot listen there; {old}");
+            }
+        }
     }
 
     /// Put a reloaded `log_level` in force if it differs from the current one. The change is

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::Rule;
+use crate::observe::Metrics;
 use crate::profile::{Patch, Status};
 use crate::queue::{Advance, NewUpdate, Queue, QueueError, Target};
 use crate::schedule::{expiry_instant, last_firing_in, next_firing};
@@ -77,6 +78,8 @@ pub struct Scheduler {
     marks: Vec<DateTime<Utc>>,
     /// (next firing, rule index), earliest first.
     heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
+    /// Told whether each tick worked, for `/healthz`.
+    metrics: Metrics,
 }
 
 impl Scheduler {
@@ -120,7 +123,14 @@ impl Scheduler {
             wakers,
             marks,
             heap,
+            metrics: Metrics::default(),
         })
+    }
+
+    /// Tell `metrics` whether each tick worked (for `/healthz`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Scheduler {
+        self.metrics = metrics;
+        self
     }
 
     /// The earliest next firing of any rule (for status lines).
@@ -220,6 +230,7 @@ impl Scheduler {
         while !shutdown.is_cancelled() {
             let nap = match self.tick().await {
                 Ok(_) => {
+                    self.metrics.scheduled(true);
                     next.send_replace(self.next_firing());
                     match self.next_firing() {
                         Some(at) => self.clock.nap_until(at),
@@ -227,6 +238,7 @@ impl Scheduler {
                     }
                 }
                 Err(e) => {
+                    self.metrics.scheduled(false);
                     self.queue.note_error(&e);
                     tracing::error!(error = %e, "queue error while scheduling; retrying in 1s");
                     Duration::from_secs(1)

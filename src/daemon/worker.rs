@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Limits, RetryPolicy, Secret};
+use crate::observe::Metrics;
 use crate::profile::{Patch, Status};
 use crate::queue::{Batch, Claim, Finish, LeaveRestore, Queue, QueueError, Target, Update};
 use crate::restore::{self, AtRestore};
@@ -112,6 +113,8 @@ pub struct Worker {
     /// The token failed authentication with this code: its rows are held until a reload
     /// changes it.
     dead: Option<String>,
+    /// Where requests, their delays and the queue's health are counted (SPEC §7).
+    metrics: Metrics,
 }
 
 impl Worker {
@@ -148,7 +151,14 @@ impl Worker {
             paused_until: None,
             blind_429s: 0,
             dead: None,
+            metrics: Metrics::default(),
         })
+    }
+
+    /// Count this worker's requests in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Worker {
+        self.metrics = metrics;
+        self
     }
 
     /// Do one unit of work: send one request for the first target that may go now.
@@ -268,7 +278,11 @@ impl Worker {
         // window must count from the real start, not from before the claim.
         let started = self.clock.now();
         self.limiter.record(target.user.as_deref(), started);
+        self.metrics
+            .batch_started(&self.token, &batch.rows, started);
         let outcome = guarded(self.sender.set_profile(target, &batch.plan.patch), shutdown).await;
+        self.metrics
+            .request(Method::ProfileSet, &self.token, outcome.as_ref());
         let finish = self.decide(target, &batch.rows, outcome);
         self.record(&batch, &finish, started, shutdown).await?;
         if finish == Finish::Sent {
@@ -306,7 +320,10 @@ impl Worker {
         let started = self.clock.now();
         self.limiter.record_for(Method::ProfileGet, None, started);
         batch.reads.push(started);
-        match guarded(self.sender.get_profile(target), shutdown).await {
+        let answer = guarded(self.sender.get_profile(target), shutdown).await;
+        self.metrics
+            .request(Method::ProfileGet, &self.token, answer.as_ref());
+        match answer {
             Some(Outcome::Ok { profile, .. }) => Ok(Some(profile)),
             // The read failed: treat it like a failed set (retry, pause, hold or fail).
             other => {
@@ -361,10 +378,14 @@ impl Worker {
                 .finish(batch, finish, started, self.clock.now())
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.metrics.queue_write(true);
+                    return Ok(());
+                }
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => e,
             };
+            self.metrics.queue_write(false);
             let ids: Vec<i64> = batch.rows.iter().map(|r| r.id).collect();
             tracing::error!(token = %self.token, ids = ?ids, error = %e,
                 "cannot record how a request ended; the rows stay claimed, retrying in 1s");
@@ -432,6 +453,7 @@ impl Worker {
             }
             Outcome::TokenDead(error) => {
                 self.dead = Some(error.clone());
+                self.metrics.token_held(&self.token, true);
                 tracing::error!(token = %self.token, target = %target, ids = ?ids, error = %error,
                     "failed: the token was refused; its other rows are held until the config changes it");
                 Finish::FailAndHoldToken { error }
@@ -469,6 +491,7 @@ impl Worker {
                 Err(e) => {
                     // A corrupt database seen by a read is as fatal as one seen by a write.
                     self.queue.note_error(&e);
+                    self.metrics.queue_write(false);
                     // The database is busy or broken: keep the rows, try again shortly.
                     tracing::error!(token = %self.token, error = %e, "queue error; retrying in 1s");
                     tokio::select! {
