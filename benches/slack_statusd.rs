@@ -929,7 +929,7 @@ fn patch(i: usize) -> Patch {
             emoji: ":inbox_tray:".into(),
             expiration: 0,
         }),
-        fields: Default::default(),
+        ..Patch::default()
     }
 }
 

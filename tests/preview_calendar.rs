@@ -93,7 +93,7 @@ fn coffee(day: &str) -> Value {
         "token": "alice", "user": "U0123ABCD", "expires": expires,
         "profile": {"status_text": "Coffee", "status_emoji": ":coffee:",
                     "status_expiration": ts(&expires)},
-        "restore": false,
+        "restore": false, "dnd": null, "presence": null,
     })
 }
 
@@ -104,7 +104,7 @@ fn work(at: &str, expires: &str, uid: &str, text: &str, emoji: &str) -> Value {
         "token": "alice", "user": null, "expires": expires,
         "profile": {"status_text": text, "status_emoji": emoji,
                     "status_expiration": ts(expires)},
-        "restore": false,
+        "restore": false, "dnd": null, "presence": null,
     })
 }
 
@@ -174,8 +174,8 @@ async fn calendar_firings_are_merged_with_the_rules_in_time_order_with_their_key
         assert_eq!(
             keys,
             [
-                "at", "calendar", "expires", "profile", "restore", "rule", "source", "token",
-                "uid", "user"
+                "at", "calendar", "dnd", "expires", "presence", "profile", "restore", "rule",
+                "source", "token", "uid", "user"
             ],
             "SPEC §2's keys and §5's, on rule and calendar lines alike"
         );
@@ -267,7 +267,7 @@ async fn with_restore_the_end_of_the_calendars_status_is_a_line_of_its_own() {
     let end = json!({
         "at": "2026-12-07T09:45:00+01:00", "source": "calendar", "rule": null,
         "calendar": "work", "uid": "standup-1@google.com", "token": "alice", "user": null,
-        "expires": null, "profile": {}, "restore": false,
+        "expires": null, "profile": {}, "restore": false, "dnd": null, "presence": null,
     });
     let mut temporary = standup("07");
     temporary["restore"] = json!(true);

@@ -6,53 +6,17 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use common::FakeSlack;
 use serde_json::{json, Value};
-use slack_statusd::clock::Clock;
-use slack_statusd::config::{Limits, RetryPolicy};
-use slack_statusd::daemon::{Step, Worker};
-use slack_statusd::queue::{NewUpdate, Queue, State, Target, Update};
-use tokio_util::sync::CancellationToken;
+use slack_statusd::queue::{NewUpdate, State, Target, Update};
 
 const USER: &str = "U1";
 
-struct Rig {
-    _dir: tempfile::TempDir,
-    queue: Queue,
-    slack: FakeSlack,
-    worker: Worker,
-    clock: Clock,
-    start: DateTime<Utc>,
-}
+use common::ClockRig as Rig;
 
 async fn rig() -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let queue = Queue::open(&dir.path().join("q.db"), true).await.unwrap();
-    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-a"]).await;
-    // A whole second, as a rule's firing is: a restore is due at its status's expiry, which
-    // Slack counts in seconds.
-    let start = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
-    let clock = Clock::test(start);
-    let worker = common::slack_worker_on(
-        "a",
-        "xoxp-a",
-        &slack,
-        &queue,
-        Limits::default(),
-        RetryPolicy::default(),
-        Duration::from_secs(5),
-        clock.clone(),
-    )
-    .await;
-    Rig {
-        _dir: dir,
-        queue,
-        slack,
-        worker,
-        clock,
-        start,
-    }
+    Rig::new().await
 }
 
 fn shows(text: &str, emoji: &str, expiration: i64) -> Value {
@@ -60,11 +24,6 @@ fn shows(text: &str, emoji: &str, expiration: i64) -> Value {
 }
 
 impl Rig {
-    /// The instant `minutes` after the rig's start.
-    fn at(&self, minutes: i64) -> DateTime<Utc> {
-        self.start + TimeDelta::minutes(minutes)
-    }
-
     /// Enqueue a status firing at `at_min`, temporary until `until_min` when given.
     async fn fire(&self, text: &str, at_min: i64, until_min: Option<i64>) -> i64 {
         let mut u = NewUpdate {
@@ -76,19 +35,6 @@ impl Rig {
             u.patch.status.as_mut().unwrap().expiration = self.at(until).timestamp();
         }
         self.queue.enqueue(&u, self.clock.now()).await.unwrap()
-    }
-
-    /// Move the wall clock to `minutes` after the start.
-    fn go_to(&self, minutes: i64) {
-        // The clock jumps in whole milliseconds: round up, never land just short.
-        let by = self.at(minutes) - self.clock.now() + TimeDelta::milliseconds(1);
-        self.clock.jump(by);
-    }
-
-    /// Step the worker until it is idle.
-    async fn drain(&mut self) {
-        let shutdown = CancellationToken::new();
-        while self.worker.step(&shutdown).await.unwrap() == Step::Worked {}
     }
 
     fn shown_text(&self) -> String {
@@ -307,7 +253,7 @@ async fn ending_a_temporary_status_now_restores_at_once() {
     };
     let id = rig
         .queue
-        .end_restore_now(&target, rig.clock.now())
+        .end_temporary_now(&target, rig.clock.now())
         .await
         .unwrap()
         .expect("a restore waits");
@@ -317,7 +263,7 @@ async fn ending_a_temporary_status_now_restores_at_once() {
     // With none waiting there is nothing to make due.
     assert_eq!(
         rig.queue
-            .end_restore_now(&target, rig.clock.now())
+            .end_temporary_now(&target, rig.clock.now())
             .await
             .unwrap(),
         None

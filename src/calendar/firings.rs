@@ -23,7 +23,7 @@ use super::expand::Occurrence;
 use super::template::Fill;
 use super::timeline::{timeline, Matcher};
 use crate::config::{Calendar, MapEntry, Presence};
-use crate::profile::{Patch, Status};
+use crate::profile::{Dnd, Patch, Status};
 
 /// What a private event is called everywhere outside the parser (SPEC §5).
 pub const PRIVATE_SUMMARY: &str = "Busy";
@@ -185,6 +185,10 @@ fn show(
         patch: Patch {
             status,
             fields: Default::default(),
+            dnd: entry
+                .dnd
+                .map(|on| Dnd::toggle(on, occurrence.end.timestamp())),
+            presence: entry.presence,
         },
         dnd: entry.dnd,
         presence: entry.presence,

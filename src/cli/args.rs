@@ -159,8 +159,15 @@ pub struct SetArgs {
     /// A temporary status: at its expiry, put back the status it replaced (needs --expire).
     #[arg(long, requires = "expire")]
     pub restore: bool,
+    /// Snooze Do Not Disturb until the expiry (needs --expire); --dnd=false ends a snooze.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_name = "BOOL")]
+    pub dnd: Option<bool>,
+    /// Set presence: away or auto.
+    #[arg(long, value_parser = ["away", "auto"])]
+    pub presence: Option<String>,
     /// End the target's temporary status now: its restore goes out at once, or the status
     /// is cleared when none waits.
-    #[arg(long, conflicts_with_all = ["text", "emoji", "expire", "clear", "restore"])]
+    #[arg(long, conflicts_with_all = ["text", "emoji", "expire", "clear", "restore", "dnd", "presence"])]
     pub end: bool,
 }

@@ -11,9 +11,6 @@ use crate::daemon::{DaemonError, NEEDS_RESTART};
 /// oversized one fails here first (a missing one is only a warning, on stderr); so are the
 /// calendars' `url_file`s. Calendars are never fetched.
 pub fn check(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
-    for w in config.not_yet_acted_on() {
-        eprintln!("slack-statusd: warning: {w}");
-    }
     let tokens = config.check_token_files();
     for w in &tokens.warnings {
         eprintln!("slack-statusd: warning: {w}");

@@ -21,7 +21,7 @@ use crate::calendar::{self, Kind};
 use crate::config::{Calendar, Config, Rule};
 use crate::daemon::scheduler::patch_for;
 use crate::feed::{FetchLimits, Fetcher};
-use crate::profile::Patch;
+use crate::profile::{Dnd, Patch};
 use crate::schedule::next_firing;
 use crate::untrusted::escape;
 
@@ -227,6 +227,14 @@ impl Firing<'_> {
                     .map_or_else(|| shown.to_string(), str::to_string)
             ));
         }
+        match self.patch.dnd {
+            Some(Dnd::Snooze { .. }) => what.push("(DND on until expiry)".into()),
+            Some(Dnd::End) => what.push("(DND off)".into()),
+            None => {}
+        }
+        if let Some(p) = self.patch.presence {
+            what.push(format!("(presence {})", p.as_str()));
+        }
         if let Source::Calendar {
             kind: Kind::End, ..
         } = self.source
@@ -266,9 +274,10 @@ impl Firing<'_> {
     }
 
     /// One JSON object with the keys `at`, `rule`, `token`, `user`, `expires`, `profile`,
-    /// `source` (`rule` or `calendar`), `calendar`, `uid` (SPEC §2 and §5) and `restore`
-    /// (the status from before is put back at the expiry); `rule` is null on a calendar's
-    /// line, `calendar` and `uid` on a rule's.
+    /// `source` (`rule` or `calendar`), `calendar`, `uid` (SPEC §2 and §5), `restore` (the
+    /// status from before is put back at the expiry), `dnd` (true: snooze until the expiry,
+    /// false: end a snooze, null) and `presence` (`away`, `auto` or null); `rule` is null on
+    /// a calendar's line, `calendar` and `uid` on a rule's.
     pub fn to_json(&self) -> serde_json::Value {
         let (source, rule, calendar, uid) = match &self.source {
             Source::Rule(r) => ("rule", Some(r.name.as_str()), None, None),
@@ -290,6 +299,8 @@ impl Firing<'_> {
             "expires": self.expires().map(|e| e.to_rfc3339()),
             "profile": crate::slack::wire::profile_json(&self.patch),
             "restore": self.restores(),
+            "dnd": self.patch.dnd.map(|d| matches!(d, Dnd::Snooze { .. })),
+            "presence": self.patch.presence.map(|p| p.as_str()),
         })
     }
 }

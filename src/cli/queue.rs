@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use super::{close, line, open_existing, CliError};
 use crate::config::Config;
+use crate::profile::Part;
 use crate::queue::{Queue, State, Update};
 
 /// What `queue` does.
@@ -49,11 +50,12 @@ async fn act(
                 QueueAction::Failed => &[State::Failed],
                 _ => &[],
             };
-            for r in queue.list(states).await.map_err(at)? {
+            let rows = queue.list(states).await.map_err(at)?;
+            for r in &rows {
                 if json {
-                    line(out, row_json(&r))?;
+                    line(out, with_parts(row_json(r), r, &rows))?;
                 } else {
-                    line(out, row_line(&r))?;
+                    line(out, row_line(r))?;
                 }
             }
             Ok(())
@@ -72,12 +74,18 @@ async fn act(
 /// A row for people: id, state, target, firing instant, attempts and last error (`-` if none).
 /// The target and the error are outside text (a user ID from the command line, Slack's error,
 /// a database edited by hand): escaped, so that no row can write to the terminal.
-/// A restore row ends with `restore`, a temporary status with `temporary`.
+/// A restore row ends with `restore`, a temporary status with `temporary`, a firing's DND or
+/// presence row with `dnd of N` or `presence of N` (N: the firing's first row).
 pub fn row_line(r: &Update) -> String {
-    let kind = match (r.is_restore(), r.restore) {
-        (true, _) => "  restore",
-        (false, true) => "  temporary",
-        (false, false) => "",
+    let part = r.patch.part();
+    let kind = match (r.is_restore(), r.restore, part) {
+        (true, _, _) => "  restore".to_string(),
+        (false, true, _) => "  temporary".to_string(),
+        (false, false, Part::Profile) => String::new(),
+        (false, false, part) => match r.parent {
+            Some(p) => format!("  {} of {p}", part.as_str()),
+            None => format!("  {}", part.as_str()),
+        },
     };
     format!(
         "{:>6}  {:<10}  {:<24}  {}  attempts={}  {}{kind}",
@@ -109,7 +117,23 @@ pub fn row_json(r: &Update) -> serde_json::Value {
         "user": r.target.user, "at": r.fire_at.to_rfc3339(), "attempts": r.attempts,
         "last_error": r.last_error, "profile": profile,
         "kind": if r.is_restore() { "restore" } else { "firing" }, "temporary": r.restore,
+        "part": r.patch.part().as_str(), "parent": r.parent,
     })
+}
+
+/// `json`, the object of row `r`, with the state and error of the firing's DND and presence
+/// rows among `listed` (`dnd_state`, `dnd_error`, `presence_state`, `presence_error`; null
+/// when it has no such part): what each part of one firing did, on its first row.
+fn with_parts(mut json: serde_json::Value, r: &Update, listed: &[Update]) -> serde_json::Value {
+    for part in [Part::Dnd, Part::Presence] {
+        let child = listed
+            .iter()
+            .find(|c| c.parent == Some(r.id) && c.patch.part() == part);
+        let name = part.as_str();
+        json[format!("{name}_state")] = child.map(|c| c.state.as_str()).into();
+        json[format!("{name}_error")] = child.and_then(|c| c.last_error.clone()).into();
+    }
+    json
 }
 
 #[cfg(test)]
@@ -141,6 +165,7 @@ mod tests {
             respect_manual: false,
             restore: false,
             saved: None,
+            parent: None,
             state,
             attempts: 2,
             last_error: last_error.map(str::to_string),
@@ -175,7 +200,7 @@ mod tests {
                 "id": 7, "state": "sent", "rule": "coffee", "calendar": null, "token": "alice", "user": null,
                 "at": "2026-11-23T08:00:00+00:00", "attempts": 2, "last_error": null,
                 "profile": {"status_text": "Coffee", "status_emoji": ":coffee:", "status_expiration": 0},
-                "kind": "firing", "temporary": false,
+                "kind": "firing", "temporary": false, "part": "profile", "parent": null,
             })
         );
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{close, line, open_existing, CliError};
 use crate::config::{Config, Expiry};
-use crate::profile::{self, Patch, Status};
+use crate::profile::{self, Dnd, Patch, Presence, Status};
 use crate::queue::{NewUpdate, Target};
 use crate::schedule::expiry_instant;
 
@@ -24,9 +24,18 @@ pub enum SetError {
         /// The names the config defines.
         known: Vec<String>,
     },
-    /// Neither a status nor `--clear`.
-    #[error("give --text and/or --emoji, or --clear")]
+    /// Neither a status nor `--clear`, `--dnd` or `--presence`.
+    #[error("give --text and/or --emoji, or --clear, --dnd or --presence")]
     NothingToSet,
+    /// `--dnd` or `--presence` with `--user`: Slack's methods act on the token's own user.
+    #[error("--dnd and --presence act on the token's own user only (Slack's dnd.* and users.setPresence take no user); leave out --user, or --dnd and --presence")]
+    PartWithUser,
+    /// `--presence` is neither `away` nor `auto` (the command line already refuses it).
+    #[error("--presence {0:?}: give away or auto")]
+    Presence(String),
+    /// `--dnd` without `--expire`: a snooze needs an end.
+    #[error("--dnd needs --expire, the end of the snooze; or use --dnd=false to end a snooze")]
+    DndWithoutExpiry,
     /// `--clear` with a status (the command line already refuses it; a library caller may not).
     #[error("--clear cannot be combined with --text, --emoji or --expire; give one or the other")]
     ClearWithStatus,
@@ -64,33 +73,44 @@ impl SetArgs {
                 known: config.tokens.keys().cloned().collect(),
             });
         }
+        if self.restore && self.expire.is_none() {
+            return Err(SetError::RestoreWithoutExpiry);
+        }
+        let presence = self
+            .presence
+            .as_deref()
+            .map(|p| Presence::parse(p).ok_or_else(|| SetError::Presence(p.to_string())))
+            .transpose()?;
+        if self.user.is_some() && (self.dnd.is_some() || self.presence.is_some()) {
+            return Err(SetError::PartWithUser);
+        }
+        let expiry = self
+            .expire
+            .as_deref()
+            .map(|given| expiration(given, now))
+            .transpose()?;
+        if self.dnd == Some(true) && expiry.is_none() {
+            return Err(SetError::DndWithoutExpiry);
+        }
         let status = if self.clear || self.end {
             if self.text.is_some() || self.emoji.is_some() || self.expire.is_some() {
                 return Err(SetError::ClearWithStatus);
             }
-            if self.restore {
-                return Err(SetError::RestoreWithoutExpiry);
-            }
-            Status::cleared()
-        } else {
-            if self.text.is_none() && self.emoji.is_none() {
-                return Err(SetError::NothingToSet);
-            }
+            Some(Status::cleared())
+        } else if self.text.is_some() || self.emoji.is_some() {
             let text = self.text.clone().unwrap_or_default();
             if let Some(n) = profile::status_text_over_limit(&text) {
                 return Err(SetError::TextTooLong(n));
             }
-            if self.restore && self.expire.is_none() {
-                return Err(SetError::RestoreWithoutExpiry);
-            }
-            Status {
+            Some(Status {
                 text,
                 emoji: self.emoji.clone().unwrap_or_default(),
-                expiration: match &self.expire {
-                    Some(given) => expiration(given, now)?,
-                    None => 0,
-                },
-            }
+                expiration: expiry.unwrap_or(0),
+            })
+        } else if self.dnd.is_some() || self.presence.is_some() {
+            None
+        } else {
+            return Err(SetError::NothingToSet);
         };
         Ok(NewUpdate {
             rule: None,
@@ -100,7 +120,9 @@ impl SetArgs {
             },
             fire_at: now,
             patch: Patch {
-                status: Some(status),
+                status,
+                dnd: self.dnd.map(|on| Dnd::toggle(on, expiry.unwrap_or(0))),
+                presence,
                 ..Patch::default()
             },
             respect_manual: false,
@@ -131,7 +153,7 @@ pub async fn set(config: &Config, args: &SetArgs, out: &mut impl Write) -> Resul
     let id = async {
         if args.end {
             // The waiting restore goes out at once; with none, the status is cleared.
-            if let Some(id) = queue.end_restore_now(&update.target, now).await? {
+            if let Some(id) = queue.end_temporary_now(&update.target, now).await? {
                 return Ok(id);
             }
         }

@@ -199,33 +199,7 @@ pub struct StatusTemplate {
     pub emoji: String,
 }
 
-/// `presence`: what `users.setPresence` sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Presence {
-    /// `away`: shown as away whatever the user does.
-    Away,
-    /// `auto`: Slack decides from the user's activity (the usual state).
-    Auto,
-}
-
-impl Presence {
-    /// The value as Slack and the config spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Presence::Away => "away",
-            Presence::Auto => "auto",
-        }
-    }
-
-    /// The presence spelled `s` (`"away"` or `"auto"`).
-    pub fn parse(s: &str) -> Option<Presence> {
-        match s {
-            "away" => Some(Presence::Away),
-            "auto" => Some(Presence::Auto),
-            _ => None,
-        }
-    }
-}
+pub use crate::profile::Presence;
 
 /// One validated rule.
 #[derive(Debug, Clone)]
@@ -351,52 +325,6 @@ pub struct TokenFileCheck {
 }
 
 impl Config {
-    /// Keys this version validates but does not act on yet, said plainly rather than ignored in
-    /// silence: a rule's or a calendar's `dnd` and `presence`. One warning per kind, naming
-    /// the first few users of it.
-    pub fn not_yet_acted_on(&self) -> Vec<String> {
-        let (rules, calendars) = (&self.rules, &self.calendars);
-        let names = |mut v: Vec<&str>| {
-            let more = v.len().saturating_sub(3);
-            v.truncate(3);
-            let mut s = v.join(", ");
-            if more > 0 {
-                s.push_str(&format!(" and {more} more"));
-            }
-            s
-        };
-        let mut out = Vec::new();
-        let cal_parts: Vec<&str> = calendars
-            .iter()
-            .filter(|c| {
-                c.map
-                    .iter()
-                    .any(|m| m.dnd.is_some() || m.presence.is_some())
-            })
-            .map(|c| c.name.as_str())
-            .collect();
-        if !cal_parts.is_empty() {
-            out.push(format!(
-                "calendars ({}) use dnd or presence, which are checked but not yet sent by this \
-                 version of slack-statusd: their statuses still go out",
-                names(cal_parts)
-            ));
-        }
-        let parts: Vec<&str> = rules
-            .iter()
-            .filter(|r| r.dnd.is_some() || r.presence.is_some())
-            .map(|r| r.name.as_str())
-            .collect();
-        if !parts.is_empty() {
-            out.push(format!(
-                "rules ({}) use dnd or presence, which are checked but not yet sent by this \
-                 version of slack-statusd: their status and profile fields still go out",
-                names(parts)
-            ));
-        }
-        out
-    }
-
     /// Read every token's value. Returns the tokens that resolved and an error for each that
     /// did not; the caller decides whether a missing token is fatal (it is not in `--dry-run`).
     pub fn resolve_tokens(&self) -> (BTreeMap<String, Secret>, Vec<TokenError>) {

@@ -310,7 +310,7 @@ impl CalendarTask {
         // The event that shows went away: with `restore`, its restore goes out now (with the
         // usual checks); otherwise, or when none waits, the status is cleared.
         let restored_now = if plan.end_now && self.calendar.restore {
-            self.queue.end_restore_now(&target, now).await?
+            self.queue.end_temporary_now(&target, now).await?
         } else {
             None
         };

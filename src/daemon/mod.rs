@@ -264,9 +264,6 @@ pub async fn run(
     ));
 
     release_freed_memory();
-    for w in daemon.config.not_yet_acted_on() {
-        tracing::warn!("{w}");
-    }
     let status = daemon.status_line().await;
     tracing::info!(
         rules = daemon.config.rules.len(),
@@ -508,7 +505,7 @@ impl Daemon {
                 self.metrics.reload("rejected");
             }
             Ok((new, secrets)) => {
-                for w in new.warnings.iter().chain(&new.not_yet_acted_on()) {
+                for w in &new.warnings {
                     tracing::warn!("{w}");
                 }
                 if new.database != self.config.database || new.api_url != self.config.api_url {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Rule;
 use crate::observe::Metrics;
-use crate::profile::{Patch, Status};
+use crate::profile::{Dnd, Patch, Status};
 use crate::queue::{Advance, NewUpdate, Queue, QueueError, Target};
 use crate::schedule::{expiry_instant, last_firing_in, next_firing};
 
@@ -49,14 +49,18 @@ pub fn firing_to_apply(
 /// What `rule` sets when it fires at `fired`: its status with the absolute expiry (the
 /// firing instant plus `expire_after`, or the `expire_at` instant), and its other fields.
 pub fn patch_for(rule: &Rule, fired: DateTime<Utc>) -> Patch {
+    let expiry = expiry_instant(rule.expiry, rule.timezone, fired).map_or(0, |e| e.timestamp());
     let status = rule.status.as_ref().map(|s| Status {
         text: s.text.clone(),
         emoji: s.emoji.clone(),
-        expiration: expiry_instant(rule.expiry, rule.timezone, fired).map_or(0, |e| e.timestamp()),
+        expiration: expiry,
     });
     Patch {
         status,
         fields: rule.profile.clone(),
+        // The config refuses `dnd = true` without an expiry: the snooze ends with the status.
+        dnd: rule.dnd.map(|on| Dnd::toggle(on, expiry)),
+        presence: rule.presence,
     }
 }
 

@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{Limits, RetryPolicy, Secret};
 use crate::observe::Metrics;
-use crate::profile::{Patch, Status};
+use crate::profile::{Dnd, Patch, Status};
 use crate::queue::{Batch, Claim, Finish, LeaveRestore, Queue, QueueError, Target, Update};
 use crate::restore::{self, AtRestore};
 use crate::slack::manual::{is_manual, shown_status};
-use crate::slack::{Client, Outcome};
+use crate::slack::{dnd_minutes, Client, Outcome, PartOutcome};
 use crate::throttle::{backoff, Method, TokenLimiter};
 
 /// How long a request in flight may still take once shutdown has begun; after that it is
@@ -59,6 +59,34 @@ impl Sender {
                     warning: None,
                     profile: None,
                 }
+            }
+        }
+    }
+
+    /// Send the DND or presence `patch` with `method`, for a request starting at `started`
+    /// (a snooze lasts from then until its end).
+    async fn send_part(
+        &self,
+        method: Method,
+        patch: &Patch,
+        started: DateTime<Utc>,
+    ) -> PartOutcome {
+        match self {
+            Sender::Slack { client, token } => match (method, patch.dnd, patch.presence) {
+                (Method::DndSetSnooze, Some(Dnd::Snooze { until }), _) => {
+                    let until = DateTime::from_timestamp(until, 0).unwrap_or(started);
+                    client.set_snooze(token, dnd_minutes(until, started)).await
+                }
+                (Method::DndEndSnooze, _, _) => client.end_snooze(token).await,
+                (_, _, Some(presence)) => client.set_presence(token, presence).await,
+                _ => unreachable!("a part's batch holds its method's group"),
+            },
+            Sender::DryRun => {
+                tracing::info!(method = method.name(), dnd = ?patch.dnd, presence = ?patch.presence, "dry run: would POST");
+                PartOutcome::Answer(Outcome::Ok {
+                    warning: None,
+                    profile: None,
+                })
             }
         }
     }
@@ -187,12 +215,8 @@ impl Worker {
             }
             match self.queue.claim(&ready.target, now).await? {
                 Claim::NotReady => continue,
-                Claim::NothingToSend(batch) => {
-                    self.record(&batch, &Finish::NotSent, now, shutdown).await?;
-                    log_unsent(&ready.target, &batch.plan.superseded, &batch.plan.expired);
-                    return Ok(Step::Worked);
-                }
-                Claim::Send(batch) => {
+                // With nothing to send, `process` finishes every part as its plan says.
+                Claim::NothingToSend(batch) | Claim::Send(batch) => {
                     self.process(&ready.target, batch, shutdown).await?;
                     return Ok(Step::Worked);
                 }
@@ -201,12 +225,101 @@ impl Worker {
         Ok(Step::Idle { wake_at })
     }
 
-    /// Send one claimed batch and record the outcome. The target's current status is read
+    /// Send one claimed batch — its profile part, then DND, then presence, each its own
+    /// request with its own outcome — and record each outcome. A part whose turn comes while
+    /// the token is paused or dead goes back to `pending` (a dead token's are held next).
+    async fn process(
+        &mut self,
+        target: &Target,
+        mut batch: Batch,
+        shutdown: &CancellationToken,
+    ) -> Result<(), QueueError> {
+        let parts = std::mem::take(&mut batch.more);
+        let mut result = if batch.plan.patch.is_empty() {
+            let done = self
+                .record(&batch, &Finish::NotSent, self.clock.now(), shutdown)
+                .await;
+            log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
+            done
+        } else {
+            self.process_profile(target, batch, shutdown).await
+        };
+        for part in parts {
+            let now = self.clock.now();
+            let stopped = self.dead.is_some() || self.paused_until.is_some_and(|u| u > now);
+            result = match result {
+                // Claimed rows are never left behind: after an error they go back.
+                Err(e) => {
+                    let _ = self.record(&part, &Finish::Requeue, now, shutdown).await;
+                    Err(e)
+                }
+                Ok(()) if stopped => self.record(&part, &Finish::Requeue, now, shutdown).await,
+                Ok(()) => self.process_part(target, part, shutdown).await,
+            };
+        }
+        result
+    }
+
+    /// Send one DND or presence part (the newest due of its group) through the token's
+    /// window for its method, and record its outcome: `missing_scope` fails the part alone,
+    /// `snooze_not_active` is done, anything else as for a profile update.
+    async fn process_part(
+        &mut self,
+        target: &Target,
+        batch: Batch,
+        shutdown: &CancellationToken,
+    ) -> Result<(), QueueError> {
+        let now = self.clock.now();
+        if batch.plan.patch.is_empty() {
+            self.record(&batch, &Finish::NotSent, now, shutdown).await?;
+            log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
+            return Ok(());
+        }
+        let method = batch.method;
+        let at = self.limiter.next_allowed_for(method, None, now);
+        if at > now {
+            // The rows stay claimed meanwhile, so nothing overtakes them.
+            tokio::select! {
+                _ = tokio::time::sleep(self.clock.nap_until(at)) => {}
+                _ = shutdown.cancelled() => {
+                    return self.record(&batch, &Finish::Requeue, now, shutdown).await;
+                }
+            }
+        }
+        let started = self.clock.now();
+        self.limiter.record_for(method, None, started);
+        self.metrics
+            .batch_started(&self.token, &batch.rows, started);
+        let outcome = guarded(
+            self.sender.send_part(method, &batch.plan.patch, started),
+            shutdown,
+        )
+        .await;
+        self.metrics
+            .request_part(method, &self.token, outcome.as_ref());
+        let finish = match outcome {
+            Some(PartOutcome::NotActive) => Finish::Sent,
+            Some(PartOutcome::MissingScope(error)) => {
+                tracing::error!(target = %target, ids = ?batch.plan.contributors, method = method.name(), error = %error, "failed");
+                Finish::Fail { error }
+            }
+            Some(PartOutcome::Answer(outcome)) => self.decide(target, &batch.rows, Some(outcome)),
+            None => self.decide(target, &batch.rows, None),
+        };
+        self.record(&batch, &finish, started, shutdown).await?;
+        if finish == Finish::Sent {
+            tracing::info!(target = %target, ids = ?batch.plan.contributors, method = method.name(), "sent");
+            log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
+        }
+        Ok(())
+    }
+
+    /// Send one claimed profile batch and record the outcome. The target's current status is read
     /// first when something depends on it: `respect_manual` on the row whose status would go
     /// out (a status the user set by hand is left alone), a temporary status (what it
     /// replaces is saved for its restore), or a restore (put back only over its own
     /// temporary status or an empty one).
-    async fn process(
+    async fn process_profile(
         &mut self,
         target: &Target,
         mut batch: Batch,
@@ -506,10 +619,10 @@ impl Worker {
 
 /// Await a request, but once shutdown begins give it at most [`DRAIN`] more; `None` if it was
 /// abandoned.
-async fn guarded(
-    request: impl std::future::Future<Output = Outcome>,
+async fn guarded<T>(
+    request: impl std::future::Future<Output = T>,
     shutdown: &CancellationToken,
-) -> Option<Outcome> {
+) -> Option<T> {
     tokio::pin!(request);
     tokio::select! {
         outcome = &mut request => Some(outcome),

@@ -7,12 +7,13 @@
 //! to [`claim_all`] and every waiting finish to [`finish_all`]: one set-based statement serves
 //! them all, inside one transaction the writer opens and commits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
+use crate::profile::{Dnd, Part, Patch};
 use crate::throttle::Method;
 
 use super::restore::leave_restore;
@@ -45,6 +46,8 @@ pub(super) struct FinishOp {
     pub(super) leave_restore: Option<LeaveRestore>,
     /// When the reads made for this request started.
     pub(super) reads: Vec<DateTime<Utc>>,
+    /// The method the request called, logged with its start.
+    pub(super) method: Method,
     /// How it ended.
     pub(super) outcome: Finish,
     /// When the request started (logged in `sends` unless nothing was sent).
@@ -71,6 +74,7 @@ impl FinishOp {
             released: batch.released.clone(),
             leave_restore: batch.leave_restore.clone(),
             reads: batch.reads.clone(),
+            method: batch.method,
             log_start: outcome != Finish::NotSent,
             outcome,
             started_at,
@@ -190,7 +194,7 @@ pub(super) async fn finish_all(
                 &f.target.token,
                 f.target.user_col(),
                 ms(f.started_at),
-                Method::ProfileSet.name(),
+                f.method.name(),
             ));
         }
         match &f.outcome {
@@ -317,30 +321,38 @@ pub(super) async fn claim_all(
                 None => rows.len(),
             };
             let released = rows.split_off(alone).iter().map(|r| r.id).collect();
-            let (plan, restore) = match rows.first().and_then(|r| r.saved.clone()) {
-                Some(saved) => (restore_plan(rows[0].id, &saved), Some(saved)),
+            let (mut batch, more) = match rows.first().and_then(|r| r.saved.clone()) {
+                Some(saved) => {
+                    let plan = restore_plan(rows[0].id, &saved);
+                    let mut batch = part_batch(&c.target, rows, plan, Method::ProfileSet);
+                    batch.restore = Some(saved);
+                    (batch, Vec::new())
+                }
                 None => {
-                    let inputs: Vec<MergeInput> = rows
-                        .iter()
-                        .map(|r| MergeInput {
-                            id: r.id,
-                            patch: r.patch.clone(),
+                    // One request per part, each merged apart: profile, DND, presence.
+                    let mut by_part: BTreeMap<Part, Vec<Update>> = BTreeMap::new();
+                    for row in rows {
+                        by_part.entry(row.patch.part()).or_default().push(row);
+                    }
+                    let profile = by_part.remove(&Part::Profile).unwrap_or_default();
+                    let plan = merge_rows(&profile, c.now);
+                    let main = part_batch(&c.target, profile, plan, Method::ProfileSet);
+                    let more = by_part
+                        .into_values()
+                        .map(|rows| {
+                            let plan = merge_rows(&rows, c.now);
+                            let method = part_method(&plan.patch);
+                            part_batch(&c.target, rows, plan, method)
                         })
                         .collect();
-                    (merge(&inputs, c.now.timestamp()), None)
+                    (main, more)
                 }
             };
-            let nothing = plan.patch.is_empty();
-            let batch = Batch {
-                target: c.target.clone(),
-                rows,
-                plan,
-                unreadable,
-                released,
-                restore,
-                leave_restore: None,
-                reads: Vec::new(),
-            };
+            batch.unreadable = unreadable;
+            batch.released = released;
+            batch.more = more;
+            let nothing =
+                batch.plan.patch.is_empty() && batch.more.iter().all(|b| b.plan.patch.is_empty());
             if nothing {
                 Claim::NothingToSend(batch)
             } else {
@@ -358,4 +370,43 @@ fn restore_plan(id: i64, saved: &super::SavedRestore) -> MergePlan {
     plan.contributors.push(id);
     plan.status_from = Some(id);
     plan
+}
+
+/// Merge `rows` (in firing order) for a request at `now`.
+fn merge_rows(rows: &[Update], now: DateTime<Utc>) -> MergePlan {
+    let inputs: Vec<MergeInput> = rows
+        .iter()
+        .map(|r| MergeInput {
+            id: r.id,
+            patch: r.patch.clone(),
+        })
+        .collect();
+    merge(&inputs, now.timestamp())
+}
+
+/// The method that sends the DND or presence `patch` (a part's merged request).
+fn part_method(patch: &Patch) -> Method {
+    match (patch.dnd, patch.presence) {
+        (Some(Dnd::Snooze { .. }), _) => Method::DndSetSnooze,
+        (Some(Dnd::End), _) => Method::DndEndSnooze,
+        (None, Some(_)) => Method::SetPresence,
+        // Nothing left to send (expired, superseded): no request, so no method is logged.
+        (None, None) => Method::SetPresence,
+    }
+}
+
+/// A batch of one part's `rows` with its `plan`, nothing else claimed with it.
+fn part_batch(target: &Target, rows: Vec<Update>, plan: MergePlan, method: Method) -> Batch {
+    Batch {
+        target: target.clone(),
+        rows,
+        plan,
+        unreadable: Vec::new(),
+        released: Vec::new(),
+        restore: None,
+        leave_restore: None,
+        reads: Vec::new(),
+        method,
+        more: Vec::new(),
+    }
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::{from_ms, ms, NewUpdate, Queue, QueueError, State, Target};
+use super::{from_ms, insert_firings, ms, NewUpdate, Queue, QueueError, State, Target};
 
 /// The reason recorded on a row superseded because the feed no longer wants its change.
 pub const CALENDAR_CHANGED: &str = "calendar_changed";
@@ -273,28 +273,10 @@ async fn apply(
         .execute(&mut *conn)
         .await?;
     }
-    let mut ids = Vec::with_capacity(enqueue.len());
-    for f in enqueue {
-        let u = &f.update;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, state,
-                                  not_before, created_at, updated_at, calendar, change_key, uid,
-                                  restore)
-             VALUES (NULL, ?1, ?2, ?3, ?4, ?5, 'pending', ?3, ?6, ?6, ?7, ?8, ?9, ?10) RETURNING id",
-        )
-        .bind(&u.target.token)
-        .bind(u.target.user_col())
-        .bind(ms(u.fire_at))
-        .bind(serde_json::to_string(&u.patch).expect("patch serializes"))
-        .bind(u.respect_manual as i64)
-        .bind(t)
-        .bind(calendar)
-        .bind(&f.key)
-        .bind(&f.uid)
-        .bind(u.restore as i64)
-        .fetch_one(&mut *conn)
-        .await?;
-        ids.push(id);
-    }
+    let rows: Vec<_> = enqueue
+        .iter()
+        .map(|f| (&f.update, Some((calendar, f.key.as_str(), f.uid.as_str()))))
+        .collect();
+    let ids = insert_firings(conn, &rows, now).await?;
     Ok(ids)
 }

@@ -1,10 +1,11 @@
 //! Merging the due updates of one target into one request. Pure: a function of the rows and
 //! the current time.
 //!
-//! The status (`status_text`, `status_emoji`, `status_expiration`) is one group and every other
-//! field a group of its own; per group the newest firing wins. A row that wins at least one
-//! group that is sent *contributes*; a row whose only winning group is a status that has
-//! expired is *expired*; any other row is *superseded*.
+//! The status (`status_text`, `status_emoji`, `status_expiration`) is one group, every other
+//! field a group of its own, and DND and presence one each; per group the newest firing
+//! wins. A row that wins at least one group that is sent *contributes*; a row whose only
+//! winning group is a status (or a snooze) that has expired is *expired*; any other row is
+//! *superseded*. The claim merges each part's rows apart (`profile::Part`): one request each.
 
 use std::collections::BTreeMap;
 
@@ -71,12 +72,20 @@ pub fn merge(rows: &[MergeInput], now_unix: i64) -> MergePlan {
     // Winner per group: index into `rows`. Later rows overwrite earlier ones.
     let mut status_winner: Option<usize> = None;
     let mut field_winner: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dnd_winner: Option<usize> = None;
+    let mut presence_winner: Option<usize> = None;
     for (i, row) in rows.iter().enumerate() {
         if row.patch.status.is_some() {
             status_winner = Some(i);
         }
         for key in row.patch.fields.keys() {
             field_winner.insert(key, i);
+        }
+        if row.patch.dnd.is_some() {
+            dnd_winner = Some(i);
+        }
+        if row.patch.presence.is_some() {
+            presence_winner = Some(i);
         }
     }
 
@@ -92,6 +101,20 @@ pub fn merge(rows: &[MergeInput], now_unix: i64) -> MergePlan {
             plan.status_from = Some(rows[i].id);
             contributes[i] = true;
         }
+    }
+    if let Some(i) = dnd_winner {
+        let dnd = rows[i].patch.dnd.expect("winner has a DND group");
+        // A snooze whose end has passed is too late to start.
+        if dnd.is_expired_at(now_unix) {
+            expired_status[i] = true;
+        } else {
+            plan.patch.dnd = Some(dnd);
+            contributes[i] = true;
+        }
+    }
+    if let Some(i) = presence_winner {
+        plan.patch.presence = rows[i].patch.presence;
+        contributes[i] = true;
     }
     for (key, i) in field_winner {
         plan.patch
@@ -200,6 +223,41 @@ mod tests {
         plan.skip_status();
         assert_eq!(plan.contributors, vec![1]);
         assert_eq!(plan.skipped, vec![2]);
+    }
+
+    #[test]
+    fn dnd_and_presence_are_groups_of_their_own() {
+        use crate::profile::{Dnd, Presence};
+        let dnd = |id, dnd| MergeInput {
+            id,
+            patch: Patch {
+                dnd: Some(dnd),
+                ..Patch::default()
+            },
+        };
+        let plan = merge(&[dnd(1, Dnd::Snooze { until: 200 }), dnd(2, Dnd::End)], 100);
+        assert_eq!(plan.patch.dnd, Some(Dnd::End), "the newest wins");
+        assert_eq!((plan.contributors, plan.superseded), (vec![2], vec![1]));
+        // A snooze that has ended is not started, and an older one does not stand in.
+        let plan = merge(
+            &[
+                dnd(1, Dnd::Snooze { until: 300 }),
+                dnd(2, Dnd::Snooze { until: 90 }),
+            ],
+            100,
+        );
+        assert!(plan.patch.is_empty());
+        assert_eq!((plan.expired, plan.superseded), (vec![2], vec![1]));
+        let away = MergeInput {
+            id: 3,
+            patch: Patch {
+                presence: Some(Presence::Away),
+                ..Patch::default()
+            },
+        };
+        let plan = merge(&[away], 100);
+        assert_eq!(plan.patch.presence, Some(Presence::Away));
+        assert_eq!(plan.contributors, vec![3]);
     }
 
     #[test]

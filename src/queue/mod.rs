@@ -68,7 +68,7 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 const ROW_COLUMNS: &str =
     "id, rule, calendar, token, user, fire_at, patch, respect_manual, state, attempts, \
-     last_error, not_before, created_at, updated_at, restore, saved";
+     last_error, not_before, created_at, updated_at, restore, saved, parent";
 
 /// Per target, rows go out in this order: by firing instant, a firing before a restore at an
 /// equal instant (SPEC §6), then as enqueued.
@@ -102,6 +102,7 @@ fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
         respect_manual: r.try_get::<i64, _>("respect_manual")? != 0,
         restore: r.try_get::<i64, _>("restore")? != 0,
         saved,
+        parent: r.try_get("parent")?,
         state: state.parse().unwrap_or(State::Failed),
         attempts: attempts.try_into().unwrap_or(0),
         last_error: r.try_get("last_error")?,
@@ -342,12 +343,37 @@ impl Queue {
             .collect()
     }
 
-    /// Enqueue one update outside any rule (`slack-statusd set`). Returns its id.
+    /// Enqueue one update outside any rule (`slack-statusd set`). Returns its (first row's)
+    /// id once committed.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
         let update = update.clone();
+        let (rows, counts) = firing_rows(&[(&update, None)]);
+        if counts != [1] {
+            // Several parts to link: a transaction of the writer's.
+            return self
+                .write(Box::new(move |conn| {
+                    Box::pin(async move {
+                        let ids = insert_firings(conn, &[(&update, None)], now).await?;
+                        Ok(ids[0])
+                    })
+                }))
+                .await;
+        }
+        // One row: one transaction in one round trip. `fetch_all` runs every statement to its
+        // end, so the id is returned only once COMMIT succeeded: an id read from RETURNING
+        // before a failed commit (a full disk) would name a row that never existed.
         self.writer
             .run_own(Box::new(move |conn| {
-                Box::pin(async move { insert_update(conn, &update, now).await })
+                Box::pin(async move {
+                    let ids: Vec<i64> = sqlx::query_scalar(&INSERT_AND_COMMIT)
+                        .bind(rows)
+                        .bind(ms(now))
+                        .fetch_all(conn)
+                        .await?;
+                    ids.first()
+                        .copied()
+                        .ok_or(QueueError::Sql(sqlx::Error::RowNotFound))
+                })
             }))
             .await
     }
@@ -407,7 +433,7 @@ impl Queue {
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        if batch.rows.is_empty() && batch.unreadable.is_empty() {
+        if batch.rows.is_empty() && batch.unreadable.is_empty() && batch.released.is_empty() {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
@@ -504,17 +530,20 @@ impl Queue {
     }
 
     /// Put a finished-but-not-sent row (failed, held, skipped, expired, superseded) back to
-    /// `pending`, with its attempts reset. Returns whether a row changed.
+    /// `pending`, with its attempts reset — and so the firing's other parts that did not go
+    /// out (its DND and presence rows, `parent = id`): a retry resends only what failed, never
+    /// a part that was sent. Returns whether a row changed.
     pub async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, QueueError> {
         let changed = self
             .write_one(
                 "UPDATE updates SET state = 'pending', attempts = 0, not_before = ?2, updated_at = ?2,
                      finished_at = NULL
-                 WHERE id = ?1 AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
+                 WHERE (id = ?1 OR parent = ?1)
+                   AND state IN ('failed', 'held', 'skipped', 'expired', 'superseded')",
                 move |q| q.bind(id).bind(ms(now)),
             )
             .await?;
-        Ok(changed == 1)
+        Ok(changed >= 1)
     }
 
     /// Delete a row that is not in flight. Returns whether a row was deleted.
@@ -652,7 +681,7 @@ async fn advance_marks(
     .map(|r| Ok((r.try_get("rule")?, r.try_get("scheduled_until")?)))
     .collect::<Result<_, QueueError>>()?;
     // Which advances enqueue a row, and the rows in that order.
-    let mut new_rows = Vec::new();
+    let mut fresh_rows = Vec::new();
     let mut enqueues = Vec::with_capacity(advances.len());
     for a in advances {
         let fresh = a
@@ -660,38 +689,9 @@ async fn advance_marks(
             .as_ref()
             .filter(|f| stored.get(&a.rule).is_none_or(|&mark| ms(f.fire_at) > mark));
         enqueues.push(fresh.is_some());
-        if let Some(f) = fresh {
-            let patch = serde_json::to_string(&f.patch).expect("patch serializes");
-            let target = &f.target;
-            new_rows.push((
-                f.rule.as_deref(),
-                target.token.as_str(),
-                target.user_col(),
-                ms(f.fire_at),
-                patch,
-                f.respect_manual as i64,
-                f.restore as i64,
-            ));
-        }
+        fresh_rows.extend(fresh.map(|f| (f, None)));
     }
-    let mut ids: Vec<i64> = Vec::new();
-    if !new_rows.is_empty() {
-        // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the
-        // ids, sorted, are the rows' in order; RETURNING itself promises no order.
-        ids = sqlx::query_scalar(
-            "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, restore,
-                                      state, not_before, created_at, updated_at)
-                 SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
-                        f.value ->> 5, f.value ->> 6, 'pending', f.value ->> 3, ?2, ?2
-                 FROM json_each(?1) AS f ORDER BY f.key
-                 RETURNING id",
-        )
-        .bind(serde_json::to_string(&new_rows).expect("rows serialize"))
-        .bind(ms(now))
-        .fetch_all(&mut *conn)
-        .await?;
-        ids.sort_unstable();
-    }
+    let ids = insert_firings(conn, &fresh_rows, now).await?;
     // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
     sqlx::query(
         "INSERT INTO rule_marks (rule, scheduled_until)
@@ -739,35 +739,124 @@ pub fn connect_options(path: &Path) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(10))
 }
 
-async fn insert_update(
-    conn: &mut SqliteConnection,
-    u: &NewUpdate,
-    now: DateTime<Utc>,
-) -> Result<i64, QueueError> {
-    let patch = serde_json::to_string(&u.patch).expect("patch serializes");
-    // One transaction in one round trip. `fetch_all` runs every statement to its end, so the
-    // id is returned only once COMMIT succeeded: an id read from RETURNING before a failed
-    // commit (a full disk) would name a row that never existed.
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "BEGIN IMMEDIATE;
-         INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual, restore, state,
-                              not_before, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, 'pending', ?4, ?7, ?7) RETURNING id;
-         COMMIT",
+/// When a temporary `presence = "away"` in `patch` is set back to `auto` (Unix seconds): the
+/// end of its status, or of its snooze.
+fn back_to_auto_at(patch: &Patch) -> Option<i64> {
+    if patch.presence != Some(crate::profile::Presence::Away) {
+        return None;
+    }
+    let status_end = patch
+        .status
+        .as_ref()
+        .map(|s| s.expiration)
+        .filter(|&e| e != 0);
+    let snooze_end = match patch.dnd {
+        Some(crate::profile::Dnd::Snooze { until }) => Some(until),
+        _ => None,
+    };
+    status_end.or(snooze_end)
+}
+
+/// A calendar row's own columns: its calendar, the change's key and the event's UID.
+pub(super) type CalendarColumns<'a> = Option<(&'a str, &'a str, &'a str)>;
+
+/// Insert the rows of `?1` (see [`firing_rows`]), in array order; `?2` is now.
+const INSERT_ROWS: &str = "INSERT INTO updates (rule, token, user, fire_at, patch, respect_manual,
+                              restore, calendar, change_key, uid, state, not_before,
+                              created_at, updated_at)
+         SELECT f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
+                f.value ->> 5, f.value ->> 6, f.value ->> 7, f.value ->> 8, f.value ->> 9,
+                'pending', f.value ->> 3, ?2, ?2
+         FROM json_each(?1) AS f ORDER BY f.key
+         RETURNING id";
+
+/// [`INSERT_ROWS`] as one transaction in one round trip (`slack-statusd set`).
+static INSERT_AND_COMMIT: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN IMMEDIATE; {INSERT_ROWS}; COMMIT"));
+
+/// The rows of `firings` as the JSON array [`INSERT_ROWS`] reads — one per part of each
+/// firing's patch, in sending order (see `profile::Patch::parts`), and for a temporary
+/// `away` the `auto` due at its end — with each firing's number of rows.
+fn firing_rows(firings: &[(&NewUpdate, CalendarColumns<'_>)]) -> (String, Vec<usize>) {
+    let mut rows = Vec::with_capacity(firings.len());
+    let mut counts = Vec::with_capacity(firings.len());
+    for (u, cal) in firings {
+        let mut parts: Vec<(i64, Patch)> = u
+            .patch
+            .parts()
+            .into_iter()
+            .map(|p| (ms(u.fire_at), p))
+            .collect();
+        // A temporary `away` is set back to `auto` at its end (SPEC §6): a row of the firing
+        // due then, so that it is as durable and ordered as the rest.
+        if let Some(end) = u.restore.then(|| back_to_auto_at(&u.patch)).flatten() {
+            let auto = Patch {
+                presence: Some(crate::profile::Presence::Auto),
+                ..Patch::default()
+            };
+            parts.push((end.saturating_mul(1000), auto));
+        }
+        counts.push(parts.len());
+        for (k, (fire_at, part)) in parts.iter().enumerate() {
+            // Only the profile part can be temporary: restore puts a status back.
+            let restore = k == 0 && u.restore && part.status.is_some();
+            rows.push((
+                u.rule.as_deref(),
+                u.target.token.as_str(),
+                u.target.user_col(),
+                *fire_at,
+                serde_json::to_string(part).expect("patch serializes"),
+                u.respect_manual as i64,
+                restore as i64,
+                cal.map(|c| c.0),
+                cal.map(|c| c.1),
+                cal.map(|c| c.2),
+            ));
+        }
+    }
+    (
+        serde_json::to_string(&rows).expect("rows serialize"),
+        counts,
     )
-    .bind(&u.rule)
-    .bind(&u.target.token)
-    .bind(u.target.user_col())
-    .bind(ms(u.fire_at))
-    .bind(patch)
-    .bind(u.respect_manual as i64)
-    .bind(ms(now))
-    .bind(u.restore as i64)
-    .fetch_all(conn)
-    .await?;
-    ids.first()
-        .copied()
-        .ok_or_else(|| QueueError::Sql(sqlx::Error::RowNotFound))
+}
+
+/// Insert each firing as its rows (see [`firing_rows`]) in one statement, linking the later
+/// parts to the first (`parent`). Returns each firing's first row id, in order.
+async fn insert_firings(
+    conn: &mut SqliteConnection,
+    firings: &[(&NewUpdate, CalendarColumns<'_>)],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, QueueError> {
+    if firings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (rows, counts) = firing_rows(firings);
+    // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the ids,
+    // sorted, are the rows' in order; RETURNING itself promises no order.
+    let mut ids: Vec<i64> = sqlx::query_scalar(INSERT_ROWS)
+        .bind(rows)
+        .bind(ms(now))
+        .fetch_all(&mut *conn)
+        .await?;
+    ids.sort_unstable();
+    let mut firsts = Vec::with_capacity(firings.len());
+    let mut links: Vec<(i64, i64)> = Vec::new();
+    let mut next = ids.into_iter();
+    for n in counts {
+        let first = next.next().expect("one id per row");
+        firsts.push(first);
+        links.extend(next.by_ref().take(n - 1).map(|id| (id, first)));
+    }
+    if !links.is_empty() {
+        sqlx::query(
+            "UPDATE updates SET parent = l.value ->> 1
+             FROM json_each(?1) AS l WHERE updates.id = l.value ->> 0",
+        )
+        .bind(serde_json::to_string(&links).expect("links serialize"))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(firsts)
 }
 
 /// The reason recorded on rows skipped under `respect_manual`.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{LeaveRestore, MergePlan, SavedRestore};
 use crate::profile::Patch;
+use crate::throttle::Method;
 
 /// The state of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +147,9 @@ pub struct Update {
     pub restore: bool,
     /// For a restore row: what it puts back (see [`Update::is_restore`]).
     pub saved: Option<SavedRestore>,
+    /// For a firing's DND or presence row: the firing's first row (see
+    /// [`crate::profile::Patch::parts`]).
+    pub parent: Option<i64>,
     /// Current state.
     pub state: State,
     /// Attempts that counted against `max_attempts`.
@@ -214,6 +218,12 @@ pub struct Batch {
     /// When each `users.profile.get` made for this batch started: the finish logs them with
     /// the request, so that the read window is rebuilt at start like the others.
     pub reads: Vec<DateTime<Utc>>,
+    /// The method its request calls: `users.profile.set`, or the DND or presence method of
+    /// a part's batch.
+    pub method: Method,
+    /// The other parts claimed with it — DND, then presence — each its own request with its
+    /// own outcome, sent after this one (`profile::Part`); each is finished on its own.
+    pub more: Vec<Batch>,
 }
 
 /// How a request ended, as the queue records it.

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
-use super::{from_ms, ms, Queue, QueueError, Target};
-use crate::profile::{Patch, Status};
+use super::{from_ms, insert_firings, ms, NewUpdate, Queue, QueueError, Target};
+use crate::profile::{Dnd, Patch, Status};
 use crate::restore::PendingRestore;
 
 /// What a restore row holds (its `saved` column, as JSON).
@@ -101,33 +101,69 @@ impl Queue {
         .await?)
     }
 
-    /// `set --end`: make the restore waiting for `target` due at `now`, so that it goes out
-    /// at once with the usual checks. Returns its id, or `None` when none waits.
-    pub async fn end_restore_now(
+    /// `set --end` (and a calendar event that went away): end `target`'s temporary status
+    /// at `now`. Its waiting restore is made due now (it goes out at once, with the usual
+    /// checks), a presence the temporary status set to `away` goes back to `auto` now, and a
+    /// DND snooze still running is ended (`dnd.endSnooze`). One transaction. Returns the
+    /// restore's id, or `None` when none waits.
+    pub async fn end_temporary_now(
         &self,
         target: &Target,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, QueueError> {
-        let (token, user) = (target.token.clone(), target.user_col().to_string());
-        self.writer
-            .run_own(Box::new(move |conn| {
-                Box::pin(async move {
-                    let ids: Vec<i64> = sqlx::query_scalar(
-                        "BEGIN IMMEDIATE;
-                         UPDATE updates SET fire_at = ?3, not_before = ?3, updated_at = ?3
-                         WHERE token = ?1 AND user = ?2 AND saved IS NOT NULL AND state = 'pending'
-                         RETURNING id;
-                         COMMIT",
-                    )
-                    .bind(token)
-                    .bind(user)
-                    .bind(ms(now))
-                    .fetch_all(conn)
-                    .await?;
-                    Ok(ids.first().copied())
-                })
-            }))
-            .await
+        let target = target.clone();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                let t = ms(now);
+                let restore: Option<i64> = sqlx::query_scalar(
+                    "UPDATE updates SET fire_at = ?3, not_before = ?3, updated_at = ?3
+                     WHERE token = ?1 AND user = ?2 AND saved IS NOT NULL AND state = 'pending'
+                     RETURNING id",
+                )
+                .bind(&target.token)
+                .bind(target.user_col())
+                .bind(t)
+                .fetch_optional(&mut *conn)
+                .await?;
+                // The `auto` a temporary `away` left due at its end (a part of its firing).
+                sqlx::query(
+                    "UPDATE updates SET fire_at = ?3, not_before = ?3, updated_at = ?3
+                     WHERE token = ?1 AND user = ?2 AND state = 'pending' AND parent IS NOT NULL
+                       AND json_extract(patch, '$.presence') = 'auto' AND fire_at > ?3",
+                )
+                .bind(&target.token)
+                .bind(target.user_col())
+                .bind(t)
+                .execute(&mut *conn)
+                .await?;
+                let snoozed: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM updates
+                     WHERE token = ?1 AND user = ?2 AND state IN ('sent', 'pending', 'in_flight')
+                       AND json_extract(patch, '$.dnd.snooze.until') > ?3)",
+                )
+                .bind(&target.token)
+                .bind(target.user_col())
+                .bind(now.timestamp())
+                .fetch_one(&mut *conn)
+                .await?;
+                if snoozed {
+                    let end = NewUpdate {
+                        rule: None,
+                        target: target.clone(),
+                        fire_at: now,
+                        patch: Patch {
+                            dnd: Some(Dnd::End),
+                            ..Patch::default()
+                        },
+                        respect_manual: false,
+                        restore: false,
+                    };
+                    insert_firings(conn, &[(&end, None)], now).await?;
+                }
+                Ok(restore)
+            })
+        }))
+        .await
     }
 }
 

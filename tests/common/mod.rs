@@ -255,6 +255,11 @@ impl FakeSlack {
             .push((token.into(), scope));
     }
 
+    /// Grant every scope again (undo [`FakeSlack::without_scope`]).
+    pub fn missing_scopes_clear(&self) {
+        self.inner.lock().unwrap().missing_scopes.clear();
+    }
+
     /// The `num_minutes` of `token`'s active snooze, if one is active.
     pub fn snooze(&self, token: &str) -> Option<u32> {
         let g = self.inner.lock().unwrap();
@@ -1048,5 +1053,76 @@ where
         }
         let next = now + POLL_EVERY;
         tokio::time::sleep_until(end.map_or(next, |end| next.min(end))).await;
+    }
+}
+
+/// A worker for token "a" (value "xoxp-a", the one the fake accepts) over a fresh SQLite
+/// queue, on a test clock that starts at a whole second and jumps ahead on demand: for
+/// tests of what happens at a status's end without waiting for it.
+pub struct ClockRig {
+    /// Holds the database; deleted when the rig is dropped.
+    pub _dir: tempfile::TempDir,
+    /// The queue.
+    pub queue: slack_statusd::queue::Queue,
+    /// The fake Slack.
+    pub slack: FakeSlack,
+    /// The worker, stepped by [`ClockRig::drain`].
+    pub worker: slack_statusd::daemon::Worker,
+    /// The worker's clock.
+    pub clock: slack_statusd::clock::Clock,
+    /// Where the clock started.
+    pub start: chrono::DateTime<chrono::Utc>,
+}
+
+impl ClockRig {
+    /// A new rig.
+    pub async fn new() -> ClockRig {
+        use chrono::{DateTime, Utc};
+        let dir = tempfile::tempdir().unwrap();
+        let queue = slack_statusd::queue::Queue::open(&dir.path().join("q.db"), true)
+            .await
+            .unwrap();
+        let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-a"]).await;
+        // A whole second, as a rule's firing is: a restore is due at its status's expiry,
+        // which Slack counts in seconds.
+        let start = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        let clock = slack_statusd::clock::Clock::test(start);
+        let worker = slack_worker_on(
+            "a",
+            "xoxp-a",
+            &slack,
+            &queue,
+            slack_statusd::config::Limits::default(),
+            slack_statusd::config::RetryPolicy::default(),
+            Duration::from_secs(5),
+            clock.clone(),
+        )
+        .await;
+        ClockRig {
+            _dir: dir,
+            queue,
+            slack,
+            worker,
+            clock,
+            start,
+        }
+    }
+
+    /// The instant `minutes` after the start.
+    pub fn at(&self, minutes: i64) -> chrono::DateTime<chrono::Utc> {
+        self.start + chrono::TimeDelta::minutes(minutes)
+    }
+
+    /// Move the wall clock to `minutes` after the start.
+    pub fn go_to(&self, minutes: i64) {
+        // The clock jumps in whole milliseconds: round up, never land just short.
+        let by = self.at(minutes) - self.clock.now() + chrono::TimeDelta::milliseconds(1);
+        self.clock.jump(by);
+    }
+
+    /// Step the worker until it is idle (the zero-to-production drain loop).
+    pub async fn drain(&mut self) {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        while self.worker.step(&shutdown).await.unwrap() == slack_statusd::daemon::Step::Worked {}
     }
 }
