@@ -385,3 +385,73 @@ async fn a_local_feed_is_followed_and_an_event_deleted_while_shown_ends_at_once(
     );
     assert_eq!(slack.received().len(), 2);
 }
+
+/// With `restore = true` a calendar's statuses are temporary (SPEC §5, §6): at an event's
+/// end the user's own status comes back, and an event deleted while it shows ends at once
+/// with its restore, its snooze ended and presence back to auto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_restore_the_users_status_comes_back_at_the_end_and_when_the_event_goes() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-alice"]).await;
+    slack.set_by_hand(
+        "xoxp-alice",
+        "",
+        serde_json::json!({"status_text": "Writing", "status_emoji": ":pencil:", "status_expiration": 0}),
+    );
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let short = event("s1", "Standup", now - TimeDelta::seconds(1), 4, "");
+    let setup = Setup::new(
+        &slack,
+        "timezone = \"UTC\"\n[tokens.alice]\ntoken_env = \"CAL_TOKEN\"\n\
+         [[calendars]]\nname = \"local\"\ntoken = \"alice\"\nurl = \"work.ics\"\nrestore = true\n\
+         [[calendars.map]]\nstatus_text = \"{summary}\"\ndnd = true\npresence = \"away\"\n",
+    );
+    common::replace_file(&setup.path("work.ics"), &calendar(&[short]));
+    let mut child = setup.spawn("daemon.log", &[("CAL_TOKEN", "xoxp-alice")]);
+    let shown = |slack: &FakeSlack| {
+        slack.profile("xoxp-alice", "").unwrap()["status_text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    wait_for(
+        "the standup shown, with DND and away",
+        Duration::from_secs(15),
+        || {
+            shown(&slack) == "Standup"
+                && slack.snooze("xoxp-alice").is_some()
+                && slack.presence("xoxp-alice").as_deref() == Some("away")
+        },
+    )
+    .await;
+    wait_for(
+        "the status from before, at the end",
+        Duration::from_secs(10),
+        || shown(&slack) == "Writing" && slack.presence("xoxp-alice").as_deref() == Some("auto"),
+    )
+    .await;
+
+    let long = event("w1", "Workshop", now, 3600, "");
+    common::replace_file(&setup.path("work.ics"), &calendar(&[long]));
+    wait_for(
+        "the workshop shown, away again",
+        Duration::from_secs(15),
+        || shown(&slack) == "Workshop" && slack.presence("xoxp-alice").as_deref() == Some("away"),
+    )
+    .await;
+    common::replace_file(&setup.path("work.ics"), &calendar(&[]));
+    wait_for(
+        "the workshop ended at once",
+        Duration::from_secs(15),
+        || {
+            shown(&slack) == "Writing"
+                && slack.snooze("xoxp-alice").is_none()
+                && slack.presence("xoxp-alice").as_deref() == Some("auto")
+        },
+    )
+    .await;
+    common::stop(&mut child).await;
+    let rows = common::rows(&setup.db()).await;
+    let restores: Vec<_> = rows.iter().filter(|r| r.is_restore()).collect();
+    assert_eq!(restores.len(), 2, "{rows:#?}");
+    assert!(restores.iter().all(|r| r.state == State::Sent), "{rows:#?}");
+}

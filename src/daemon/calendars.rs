@@ -307,21 +307,31 @@ impl CalendarTask {
             .iter()
             .map(|f| self.row_for(&target, f))
             .collect();
-        // The event that shows went away: with `restore`, its restore goes out now (with the
-        // usual checks); otherwise, or when none waits, the status is cleared.
-        let restored_now = if plan.end_now && self.calendar.restore {
-            self.queue.end_temporary_now(&target, now).await?
-        } else {
-            None
-        };
-        if plan.end_now && restored_now.is_none() {
+        // The event that shows went away: without `restore` its status is cleared now.
+        let restore = self.calendar.restore;
+        if plan.end_now && !restore {
             enqueue.push(self.end_now(&target, now));
         }
         let superseded = plan.supersede.len();
-        let ids = self
+        let mut ids = self
             .queue
             .apply_calendar(&self.calendar.name, plan.supersede, enqueue, now)
             .await?;
+        // With `restore`, its restore goes out now (with the usual checks), its snooze ends
+        // and an `away` goes back to `auto` — after the event's own rows are superseded, so
+        // that nothing of it is left to undo that; with no restore waiting, a clear.
+        let mut restored_now = None;
+        if plan.end_now && restore {
+            restored_now = self.queue.end_temporary_now(&target, now).await?;
+            if restored_now.is_none() {
+                let clear = vec![self.end_now(&target, now)];
+                ids.extend(
+                    self.queue
+                        .apply_calendar(&self.calendar.name, Vec::new(), clear, now)
+                        .await?,
+                );
+            }
+        }
         if superseded > 0 || !ids.is_empty() {
             tracing::info!(
                 calendar = %self.calendar.name, enqueued = ids.len(), superseded,

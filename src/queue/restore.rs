@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
 use super::{from_ms, insert_firings, ms, NewUpdate, Queue, QueueError, Target};
-use crate::profile::{Dnd, Patch, Status};
+use crate::profile::{Dnd, Patch, Presence, Status};
 use crate::restore::PendingRestore;
 
 /// What a restore row holds (its `saved` column, as JSON).
@@ -126,7 +126,7 @@ impl Queue {
                 .fetch_optional(&mut *conn)
                 .await?;
                 // The `auto` a temporary `away` left due at its end (a part of its firing).
-                sqlx::query(
+                let moved = sqlx::query(
                     "UPDATE updates SET fire_at = ?3, not_before = ?3, updated_at = ?3
                      WHERE token = ?1 AND user = ?2 AND state = 'pending' AND parent IS NOT NULL
                        AND json_extract(patch, '$.presence') = 'auto' AND fire_at > ?3",
@@ -135,7 +135,23 @@ impl Queue {
                 .bind(target.user_col())
                 .bind(t)
                 .execute(&mut *conn)
-                .await?;
+                .await?
+                .rows_affected();
+                // That `auto` may be gone (a calendar supersedes the rows of an event that
+                // went away): then a temporary `away` still shown is set back now.
+                let away: bool = moved == 0
+                    && sqlx::query_scalar(
+                        "SELECT coalesce((SELECT json_extract(p.patch, '$.presence') = 'away'
+                                                 AND f.restore = 1
+                                          FROM updates AS p JOIN updates AS f ON f.id = p.parent
+                                          WHERE p.token = ?1 AND p.user = ?2 AND p.state = 'sent'
+                                            AND json_extract(p.patch, '$.presence') IS NOT NULL
+                                          ORDER BY p.finished_at DESC, p.id DESC LIMIT 1), 0)",
+                    )
+                    .bind(&target.token)
+                    .bind(target.user_col())
+                    .fetch_one(&mut *conn)
+                    .await?;
                 let snoozed: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM updates
                      WHERE token = ?1 AND user = ?2 AND state IN ('sent', 'pending', 'in_flight')
@@ -146,13 +162,14 @@ impl Queue {
                 .bind(now.timestamp())
                 .fetch_one(&mut *conn)
                 .await?;
-                if snoozed {
+                if snoozed || away {
                     let end = NewUpdate {
                         rule: None,
                         target: target.clone(),
                         fire_at: now,
                         patch: Patch {
-                            dnd: Some(Dnd::End),
+                            dnd: snoozed.then_some(Dnd::End),
+                            presence: away.then_some(Presence::Auto),
                             ..Patch::default()
                         },
                         respect_manual: false,
