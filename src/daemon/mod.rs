@@ -31,6 +31,7 @@ use crate::queue::{Queue, QueueError, State};
 use crate::slack::{Client, REQUEST_TIMEOUT};
 
 mod calendars;
+mod external;
 pub(crate) mod lock;
 mod log_filter;
 mod notify;
@@ -251,7 +252,7 @@ pub async fn run(
     daemon.apply_tokens(&secrets).await?;
     daemon.start_scheduler().await?;
     daemon.start_calendars().await?;
-    daemon.tracker.spawn(watch_external(
+    daemon.tracker.spawn(external::watch(
         queue.clone(),
         daemon.wakers.clone(),
         shutdown.clone(),
@@ -277,8 +278,11 @@ pub async fn run(
 
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let mut status_tick = tokio::time::interval(STATUS_EVERY);
     let health = queue.health().clone();
+    // The systemd status line is refreshed after writes, at most once per STATUS_EVERY: an
+    // idle daemon has nothing new to say and is not woken to say it.
+    let mut last_status = tokio::time::Instant::now();
+    let mut status_due: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -287,7 +291,13 @@ pub async fn run(
             _ = health.fatal().cancelled() => break,
             Some(trigger) = reload.recv() => daemon.reload(trigger).await,
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
-            _ = status_tick.tick() => {
+            _ = health.written().notified(), if status_due.is_none() => {
+                status_due = Some(last_status + STATUS_EVERY);
+            }
+            _ = tokio::time::sleep_until(status_due.unwrap_or_else(tokio::time::Instant::now)),
+                if status_due.is_some() => {
+                status_due = None;
+                last_status = tokio::time::Instant::now();
                 // A database deleted under us takes no write error: look at the file itself.
                 if health.check_file().is_ok() {
                     notify::status(&daemon.status_line().await);
@@ -687,42 +697,7 @@ async fn stop(token: CancellationToken, task: JoinHandle<()>) {
 }
 
 /// Each token's worker wake-up, shared with the external-change watcher.
-type Wakers = Arc<std::sync::Mutex<HashMap<String, Arc<Notify>>>>;
-
-/// Wake the workers of tokens with pending rows when the database changed under us (`set`,
-/// `queue retry` from another process). SQLite's `data_version` is a cheap counter read, done
-/// at most once per [`EXTERNAL_CHECK`]; it also moves on the daemon's own commits, so only
-/// tokens that have pending rows are woken — not every idle worker.
-async fn watch_external(queue: Queue, wakers: Wakers, shutdown: CancellationToken) {
-    let mut watcher = match queue.change_watcher().await {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch the database for rows added by `set`");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(EXTERNAL_CHECK) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let tokens = match watcher.changed().await {
-            Ok(true) => queue.tokens_with_pending().await,
-            Ok(false) => continue,
-            Err(e) => Err(e),
-        };
-        match tokens {
-            Ok(tokens) => {
-                let wakers = wakers.lock().expect("wakers lock");
-                tokens
-                    .iter()
-                    .filter_map(|t| wakers.get(t))
-                    .for_each(|w| w.notify_one());
-            }
-            Err(e) => tracing::warn!(error = %e, "database change check failed"),
-        }
-    }
-}
+pub(crate) type Wakers = Arc<std::sync::Mutex<HashMap<String, Arc<Notify>>>>;
 
 /// What the purge keeps: finished rows for `retention`, request starts for the limits'
 /// window (the throttle rebuilds its windows from them after a restart).

@@ -111,13 +111,13 @@ fn action(e: &RawEvent, folder: Option<Folder>, config_name: &OsStr) -> Action {
 
 /// One event read from inotify.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct RawEvent {
+pub(super) struct RawEvent {
     /// The watch descriptor it belongs to (-1 for a queue overflow).
-    wd: i32,
+    pub(super) wd: i32,
     /// What happened (`IN_*` bits).
-    mask: u32,
+    pub(super) mask: u32,
     /// The entry's name within the folder (empty for events on the folder itself).
-    name: OsString,
+    pub(super) name: OsString,
 }
 
 /// Size of `struct inotify_event` before its name.
@@ -170,25 +170,15 @@ pub fn watch_files(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    // SAFETY: inotify_init1 takes flags only; a non-negative result is a new descriptor
-    // that nothing else owns.
-    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just created and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let config_wd = add_watch(&fd, &dir, MASK)?;
+    let fd = inotify()?;
+    let config_wd = add_watch(fd.get_ref(), &dir, MASK)?;
     let drop_ins_path = dir.join(DROP_IN_DIR);
-    let drop_ins = add_drop_ins_watch(&fd, &drop_ins_path)?;
+    let drop_ins = add_drop_ins_watch(fd.get_ref(), &drop_ins_path)?;
     let watches = Watches {
         config: config_wd,
         drop_ins,
         drop_ins_path,
     };
-    // SAFETY: the AsyncFd owns the descriptor, which stays open and is never replaced
-    // until the AsyncFd is dropped.
-    let fd = unsafe { AsyncFd::register(fd)? };
     let stop = shutdown.child_token();
     let (raw_tx, raw_rx) = mpsc::channel::<()>(1);
     tokio::spawn(read_events(fd, watches, config_name, raw_tx, stop.clone()));
@@ -246,7 +236,7 @@ impl Watches {
 }
 
 /// Add an inotify watch on the folder `dir` for the events `mask`.
-fn add_watch(fd: &OwnedFd, dir: &Path, mask: u32) -> io::Result<i32> {
+pub(super) fn add_watch(fd: &OwnedFd, dir: &Path, mask: u32) -> io::Result<i32> {
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
     // SAFETY: a valid descriptor and a NUL-terminated path that outlives the call.
@@ -280,31 +270,14 @@ async fn read_events(
     // Room for many events at once; one read drains what is queued up to this.
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let mut guard = tokio::select! {
-            g = fd.readable() => match g {
-                Ok(g) => g,
-                Err(e) => return watch_failed(&e),
-            },
-            _ = stop.cancelled() => return,
-        };
-        let read = guard.try_io(|fd| {
-            // SAFETY: reads at most `buf.len()` bytes into `buf`, which lives through the call.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
-        });
-        let n = match read {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Ok(Err(e)) => return watch_failed(&e),
-            Err(_would_block) => continue,
+        let events = match read_batch(&fd, &mut buf, &stop).await {
+            None => return,
+            Some(Ok(events)) => events,
+            Some(Err(e)) => return watch_failed(&e),
         };
         // Every event of the batch is judged by the watches it was queued under; the new
         // drop-ins watch can only have events in later reads.
-        let wanted = parse_events(&buf[..n])
+        let wanted = events
             .iter()
             .map(|e| action(e, watches.folder_of(e.wd), &config_name))
             .max()
@@ -320,6 +293,52 @@ async fn read_events(
             return;
         }
     }
+}
+
+/// The next batch of events on the inotify descriptor `fd`, read into `buf`; `None` once
+/// `stop` fires. An error means the descriptor cannot be read any more.
+pub(super) async fn read_batch(
+    fd: &AsyncFd<OwnedFd>,
+    buf: &mut [u8],
+    stop: &CancellationToken,
+) -> Option<io::Result<Vec<RawEvent>>> {
+    loop {
+        let mut guard = tokio::select! {
+            g = fd.readable() => match g {
+                Ok(g) => g,
+                Err(e) => return Some(Err(e)),
+            },
+            _ = stop.cancelled() => return None,
+        };
+        let read = guard.try_io(|fd| {
+            // SAFETY: reads at most `buf.len()` bytes into `buf`, which lives through the call.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match read {
+            Ok(Ok(n)) => return Some(Ok(parse_events(&buf[..n]))),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) => return Some(Err(e)),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// A new non-blocking inotify descriptor, registered with the runtime.
+pub(super) fn inotify() -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: inotify_init1 takes flags only; a non-negative result is a new descriptor
+    // that nothing else owns.
+    let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else; the AsyncFd owns it from
+    // here, and it stays open and is never replaced until the AsyncFd is dropped.
+    unsafe { Ok(AsyncFd::register(OwnedFd::from_raw_fd(fd))?) }
 }
 
 /// Say once that watching stopped, and how to reload instead.

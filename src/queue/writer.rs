@@ -252,6 +252,9 @@ pub struct Health {
     fatal: CancellationToken,
     /// Why, once `fatal` is cancelled.
     reason: Mutex<Option<String>>,
+    /// Notified after each committed write: the daemon refreshes what it reports then, and
+    /// only then, so that an idle daemon does not wake to report nothing new.
+    written: tokio::sync::Notify,
 }
 
 impl Health {
@@ -261,7 +264,13 @@ impl Health {
             identity: file_identity(path),
             fatal: CancellationToken::new(),
             reason: Mutex::new(None),
+            written: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Notified after a write commits (a permit is kept if nobody waits).
+    pub fn written(&self) -> &tokio::sync::Notify {
+        &self.written
     }
 
     /// Cancelled once the database cannot be used any more (see [`Health::fatal_error`]).
@@ -437,9 +446,12 @@ impl Writer {
             return Err(e);
         }
         let outcome = self.transaction(work).await;
-        if let Err(e) = &outcome {
-            if let Some(reason) = e.fatal_reason() {
-                self.health.declare_fatal(reason);
+        match &outcome {
+            Ok(()) => self.health.written.notify_one(),
+            Err(e) => {
+                if let Some(reason) = e.fatal_reason() {
+                    self.health.declare_fatal(reason);
+                }
             }
         }
         outcome.map_err(|e| e.at(&self.health.path))
