@@ -239,3 +239,190 @@ async fn a_reload_moves_or_stops_the_server_and_keeps_it_when_the_new_listen_fai
     assert!(common::log_has(&log, "[http] listen removed"));
     common::stop(&mut child).await;
 }
+
+/// Check the exposition strictly (the Prometheus text format, as `promtool check metrics`
+/// reads it): every sample line is `name{labels} value` with a known family declared by a
+/// `# TYPE` before its samples, label values quoted and escaped, values numbers; the text
+/// ends with a newline (OpenMetrics' `# EOF` aside). Returns each sample's value by its
+/// `name{labels}`.
+fn parse_strict(text: &str) -> std::collections::BTreeMap<String, f64> {
+    use std::collections::{BTreeMap, BTreeSet};
+    assert!(text.ends_with('\n'), "ends with a newline");
+    let name_ok = |n: &str| {
+        let mut c = n.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+            && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut typed: BTreeSet<String> = BTreeSet::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(name_ok(name), "family name {name:?}");
+            assert!(
+                [
+                    "counter",
+                    "gauge",
+                    "histogram",
+                    "summary",
+                    "info",
+                    "unknown"
+                ]
+                .contains(&kind),
+                "{line}"
+            );
+            assert!(typed.insert(name.to_string()), "{name} declared twice");
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment {line:?}");
+        let (series, value) = line.rsplit_once(' ').expect("series value");
+        let name = series.split('{').next().unwrap();
+        assert!(name_ok(name), "metric name {name:?} in {line:?}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                let inner = labels
+                    .strip_prefix('{')
+                    .and_then(|l| l.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("labels in braces: {line:?}"));
+                // name="value" pairs; a value's quotes and backslashes escaped.
+                let mut rest = inner;
+                while !rest.is_empty() {
+                    let (label, after) = rest.split_once("=\"").expect("label=\"");
+                    assert!(name_ok(label), "label {label:?} in {line:?}");
+                    let mut end = None;
+                    let mut escaped = false;
+                    for (i, c) in after.char_indices() {
+                        match (escaped, c) {
+                            (true, _) => escaped = false,
+                            (false, '\\') => escaped = true,
+                            (false, '"') => {
+                                end = Some(i);
+                                break;
+                            }
+                            _ => {}
+                        }
+                    }
+                    let end = end.unwrap_or_else(|| panic!("unterminated value in {line:?}"));
+                    rest = after[end + 1..]
+                        .strip_prefix(',')
+                        .unwrap_or(&after[end + 1..]);
+                }
+            }
+        }
+        let family = ["_bucket", "_sum", "_count", "_total", "_created", "_info"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "{name}: no # TYPE before it");
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("value {v:?} in {line:?}")),
+        };
+        samples.insert(series.to_string(), v);
+    }
+    samples
+}
+
+/// The metrics agree with what really happened: requests per outcome with what the fake
+/// Slack received, rows per state with `queue --json`, and the firing-delay histogram's
+/// count with the requests started (the `sends` log, reads aside).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_agree_with_the_fake_the_queue_and_the_request_log() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[TOKEN]).await;
+    let setup = Setup::new(
+        &slack,
+        "[http]\nlisten = \"127.0.0.1:0\"\n[retry]\ninitial_backoff = \"50ms\"\n\
+         max_backoff = \"100ms\"\n[tokens.alice]\ntoken_env = \"M_TOKEN\"\n",
+    );
+    // One transient failure (retried), then a permanent one; the rest answer normally.
+    slack.script(
+        TOKEN,
+        vec![
+            common::Scripted::Reply(200, None, r#"{"ok":false,"error":"internal_error"}"#.into()),
+            common::Scripted::Normal,
+            common::Scripted::Reply(
+                200,
+                None,
+                r#"{"ok":false,"error":"invalid_profile"}"#.into(),
+            ),
+        ],
+    );
+    let mut child = setup.spawn("daemon.log", &[("M_TOKEN", TOKEN)]);
+    let addr = served_on(&setup.path("daemon.log"), 1).await;
+    setup.wait_started("daemon.log").await;
+    setup.set(&["--token", "alice", "--text", "One"]);
+    wait_for("the retried send", Duration::from_secs(10), || {
+        slack.received().len() == 2
+    })
+    .await;
+    setup.set(&["--token", "alice", "--text", "Two"]);
+    wait_for("the failed send", Duration::from_secs(10), || {
+        slack.received().len() == 3
+    })
+    .await;
+    setup.set(&[
+        "--token", "alice", "--text", "Three", "--expire", "1h", "--dnd",
+    ]);
+    wait_for("the send and its snooze", Duration::from_secs(10), || {
+        slack.received().len() == 5
+    })
+    .await;
+    let text = scrape_until(
+        addr,
+        &["slack_statusd_requests_total{method=\"dnd.setSnooze\",outcome=\"ok\"} 1"],
+    )
+    .await;
+    let m = parse_strict(&text);
+    let requests = |method: &str, outcome: &str| {
+        m.get(&format!(
+            "slack_statusd_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}}"
+        ))
+        .copied()
+        .unwrap_or(0.0)
+    };
+    let received = slack.received();
+    let of = |method: &str| received.iter().filter(|r| r.method == method).count() as f64;
+    assert_eq!(of("users.profile.set"), 4.0);
+    assert_eq!(requests("users.profile.set", "ok"), 2.0, "{text}");
+    assert_eq!(requests("users.profile.set", "transient"), 1.0, "{text}");
+    assert_eq!(requests("users.profile.set", "permanent"), 1.0, "{text}");
+    assert_eq!(requests("dnd.setSnooze", "ok"), of("dnd.setSnooze"));
+
+    let out = setup.cli(&["queue", "--json"]);
+    let mut per_state: std::collections::BTreeMap<String, f64> = Default::default();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        *per_state
+            .entry(row["state"].as_str().unwrap().to_string())
+            .or_default() += 1.0;
+    }
+    for (state, n) in &per_state {
+        let shown = m[&format!("slack_statusd_updates{{state=\"{state}\"}}")];
+        assert_eq!(shown, *n, "{state}: {text}");
+    }
+
+    let q = slack_statusd::queue::Queue::open(&setup.db(), false)
+        .await
+        .unwrap();
+    let started = q
+        .sends_since("alice", chrono::DateTime::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(method, _, _)| method != "users.profile.get")
+        .count() as f64;
+    q.close().await;
+    assert_eq!(started, 5.0, "four sets and a snooze were started");
+    assert_eq!(
+        m["slack_statusd_firing_delay_seconds_count"], started,
+        "{text}"
+    );
+    common::stop(&mut child).await;
+}
