@@ -426,3 +426,47 @@ async fn the_metrics_agree_with_the_fake_the_queue_and_the_request_log() {
     );
     common::stop(&mut child).await;
 }
+
+/// `/readyz` is 200 once READY=1 is sent and 503 from the moment the daemon starts stopping
+/// (here while a slow request drains), until the server goes with the daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_while_the_daemon_stops() {
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[TOKEN]).await;
+    slack.set_response_delay(Duration::from_millis(2500));
+    let setup = Setup::new(
+        &slack,
+        "[http]\nlisten = \"127.0.0.1:0\"\n[tokens.alice]\ntoken_env = \"M_TOKEN\"\n",
+    );
+    let mut child = setup.spawn("daemon.log", &[("M_TOKEN", TOKEN)]);
+    let addr = served_on(&setup.path("daemon.log"), 1).await;
+    setup.wait_started("daemon.log").await;
+    wait_until("/readyz 200", Duration::from_secs(10), || async {
+        get(addr, "/readyz").await.ok().filter(|(s, _)| *s == 200)
+    })
+    .await;
+    setup.set(&["--token", "alice", "--text", "Slow"]);
+    // The request has reached the fake, whose answer is 2.5 s away: the daemon drains it.
+    wait_for("the request in flight", Duration::from_secs(10), || {
+        !slack.received().is_empty()
+    })
+    .await;
+    common::signal(&child, "TERM");
+    let status = wait_until(
+        "/readyz 503 while stopping",
+        Duration::from_secs(5),
+        || async {
+            match get(addr, "/readyz").await {
+                Ok((503, _)) => Some(503),
+                Ok(_) => None,
+                // Gone before we saw it stopping: report that, do not wait on.
+                Err(_) => Some(0),
+            }
+        },
+    )
+    .await;
+    assert_eq!(status, 503, "not 200 while stopping, and still answering");
+    assert_eq!(
+        common::wait_exit(&mut child, Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
