@@ -23,6 +23,7 @@
 //!   checks, output shapes and typed errors; `main.rs` only parses and maps exit codes.
 //! - [`restore`]: temporary statuses that put back what was there — the pure decisions.
 //! - [`untrusted`]: outside text made safe to log and store — escaped and bounded.
+//! - [`http_body`]: a response body read within a cap, for `slack` and `feed`.
 
 pub mod calendar;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod feed;
+pub mod http_body;
 pub mod observe;
 pub mod profile;
 pub mod queue;

@@ -109,7 +109,7 @@ pub(super) async fn fetch(
         });
     }
     let validators = validators(response.headers());
-    let bytes = read_capped(&mut response, limits.max_bytes)
+    let bytes = crate::http_body::read_capped(&mut response, limits.max_bytes)
         .await
         .map_err(|e| transport_error(e, url, limits))?
         .ok_or_else(|| FeedError::TooLarge {
@@ -133,28 +133,6 @@ fn validators(headers: &HeaderMap) -> Validators {
         etag: get(ETAG),
         last_modified: get(LAST_MODIFIED),
     }
-}
-
-/// Read a body chunk by chunk; `None` as soon as it would pass `cap` bytes (a declared
-/// length over it is refused before a byte is read). The rest is never read: dropping the
-/// response closes the connection, so an endless body costs at most `cap` and one chunk.
-async fn read_capped(
-    response: &mut reqwest::Response,
-    cap: u64,
-) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    if response.content_length().is_some_and(|n| n > cap) {
-        return Ok(None);
-    }
-    // A declared length is a hint, not a promise: preallocate at most 1 MiB of it.
-    let hint = response.content_length().unwrap_or(0).min(1 << 20);
-    let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-    while let Some(chunk) = response.chunk().await? {
-        if (body.len() + chunk.len()) as u64 > cap {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }
 
 /// A transport failure as a [`FeedError`] naming only the feed's scheme and host.

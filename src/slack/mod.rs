@@ -156,7 +156,7 @@ impl Client {
         let body = if response.status().is_redirection() {
             Some(Vec::new())
         } else {
-            read_capped(&mut response, MAX_BODY)
+            crate::http_body::read_capped(&mut response, MAX_BODY as u64)
                 .await
                 .map_err(|e| transport_error(&e))?
         };
@@ -171,26 +171,6 @@ impl Client {
             received_at,
         }))
     }
-}
-
-/// Read a body chunk by chunk; `None` as soon as it grows past `cap` bytes. The rest is never
-/// read: dropping the response closes the connection.
-async fn read_capped(
-    response: &mut reqwest::Response,
-    cap: usize,
-) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    // A declared length over the cap is refused before a byte is read.
-    if response.content_length().is_some_and(|n| n > cap as u64) {
-        return Ok(None);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > cap {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }
 
 /// Warn when Slack asks a token to wait longer than [`LONG_PAUSE`]: the wait is honoured in
