@@ -536,3 +536,42 @@ async fn a_claim_takes_only_the_rows_due_by_then() {
 fn set_start(user: Option<&str>, at: DateTime<Utc>) -> (String, Option<String>, DateTime<Utc>) {
     ("users.profile.set".into(), user.map(str::to_string), at)
 }
+
+/// A DND or presence call cut off by a crash counts in its own method's window after the
+/// restart, as a profile update counts in the profile's.
+#[tokio::test]
+async fn a_part_in_flight_at_a_crash_is_logged_under_its_own_method() {
+    use slack_statusd::profile::{Dnd, Presence};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let tgt = target("me", None);
+    {
+        let q = Queue::open(&path, true).await.unwrap();
+        let mut u = status_update(&tgt, t(0), "x");
+        u.patch.dnd = Some(Dnd::Snooze {
+            until: 10_000_000_000,
+        });
+        u.patch.presence = Some(Presence::Away);
+        q.enqueue(&u, t(0)).await.unwrap();
+        assert!(matches!(q.claim(&tgt, t(1)).await.unwrap(), Claim::Send(_)));
+        q.close().await;
+    }
+    let q = Queue::open(&path, true).await.unwrap();
+    assert_eq!(
+        q.recover_in_flight(t(2)).await.unwrap(),
+        3,
+        "three parts, three rows"
+    );
+    let mut methods: Vec<String> = q
+        .sends_since("me", t(0))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(m, _, _)| m)
+        .collect();
+    methods.sort();
+    assert_eq!(
+        methods,
+        ["dnd.setSnooze", "users.profile.set", "users.setPresence"]
+    );
+}

@@ -238,10 +238,21 @@ impl Queue {
         let token = token.map(str::to_string);
         self.write(Box::new(move |conn| {
             Box::pin(async move {
-                // A claim stamps all rows of one request with the same `updated_at`.
+                // A claim stamps all rows of one request with the same `updated_at`; the
+                // method follows from the part (see `profile::Patch::part`), so that a DND
+                // or presence call cut off by a crash counts in its own window.
                 sqlx::query(
-                    "INSERT INTO sends (token, user, started_at)
-                     SELECT DISTINCT token, user, updated_at FROM updates
+                    "INSERT INTO sends (token, user, started_at, method)
+                     SELECT DISTINCT token, user, updated_at,
+                            CASE WHEN json_extract(patch, '$.status') IS NOT NULL
+                                   OR json_extract(patch, '$.fields') IS NOT NULL
+                                 THEN 'users.profile.set'
+                                 WHEN json_extract(patch, '$.dnd') = 'end' THEN 'dnd.endSnooze'
+                                 WHEN json_extract(patch, '$.dnd') IS NOT NULL THEN 'dnd.setSnooze'
+                                 WHEN json_extract(patch, '$.presence') IS NOT NULL
+                                 THEN 'users.setPresence'
+                                 ELSE 'users.profile.set' END
+                     FROM updates
                      WHERE state = 'in_flight' AND (?1 IS NULL OR token = ?1)",
                 )
                 .bind(&token)
