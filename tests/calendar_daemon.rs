@@ -450,8 +450,10 @@ async fn with_restore_the_users_status_comes_back_at_the_end_and_when_the_event_
     )
     .await;
     common::stop(&mut child).await;
-    let rows = common::rows(&setup.db()).await;
-    let restores: Vec<_> = rows.iter().filter(|r| r.is_restore()).collect();
-    assert_eq!(restores.len(), 2, "{rows:#?}");
-    assert!(restores.iter().all(|r| r.state == State::Sent), "{rows:#?}");
+    let restores = setup.restore_rows().await;
+    assert_eq!(restores.len(), 2, "{restores:#?}");
+    assert!(
+        restores.iter().all(|r| r.state == State::Sent),
+        "{restores:#?}"
+    );
 }

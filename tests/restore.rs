@@ -301,15 +301,7 @@ async fn the_daemon_restores_after_set_restore_and_ends_early_with_set_end() {
             .to_string()
     };
 
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Lunch",
-        "--expire",
-        "2s",
-        "--restore",
-    ]);
+    setup.set_temporary("Lunch", "2s");
     common::wait_for("the temporary status", Duration::from_secs(5), || {
         text(&slack) == "Lunch"
     })
@@ -324,15 +316,7 @@ async fn the_daemon_restores_after_set_restore_and_ends_early_with_set_end() {
         "the restore goes out within 3 s of the end"
     );
 
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Focus",
-        "--expire",
-        "1h",
-        "--restore",
-    ]);
+    setup.set_temporary("Focus", "1h");
     common::wait_for(
         "the second temporary status",
         Duration::from_secs(5),
@@ -345,10 +329,12 @@ async fn the_daemon_restores_after_set_restore_and_ends_early_with_set_end() {
     })
     .await;
     common::stop(&mut child).await;
-    let rows = common::rows(&setup.db()).await;
-    let restores: Vec<_> = rows.iter().filter(|r| r.is_restore()).collect();
-    assert_eq!(restores.len(), 2, "{rows:#?}");
-    assert!(restores.iter().all(|r| r.state == State::Sent), "{rows:#?}");
+    let restores = setup.restore_rows().await;
+    assert_eq!(restores.len(), 2, "{restores:#?}");
+    assert!(
+        restores.iter().all(|r| r.state == State::Sent),
+        "{restores:#?}"
+    );
 
     // --restore needs --expire: refused before the database is touched.
     let out = setup.cli(&["set", "--token", "me", "--text", "x", "--restore"]);

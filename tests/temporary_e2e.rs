@@ -42,11 +42,7 @@ fn text(slack: &FakeSlack) -> String {
 }
 
 async fn restores(setup: &Setup) -> Vec<Update> {
-    common::rows(&setup.db())
-        .await
-        .into_iter()
-        .filter(Update::is_restore)
-        .collect()
+    setup.restore_rows().await
 }
 
 async fn wait_text(slack: &FakeSlack, want: &str, secs: u64) {
@@ -67,26 +63,10 @@ async fn restored_on_time_with_its_own_expiry_and_nested_temporaries_share_one_r
     let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[TOKEN]).await;
     let trip_ends = now() + 3600;
     let (setup, mut child) = daemon(&slack, "", shows("Trip", ":airplane:", trip_ends)).await;
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Call",
-        "--expire",
-        "2s",
-        "--restore",
-    ]);
+    setup.set_temporary("Call", "2s");
     wait_text(&slack, "Call", 5).await;
     // Nested: a second temporary status while the first shows.
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Lunch",
-        "--expire",
-        "4s",
-        "--restore",
-    ]);
+    setup.set_temporary("Lunch", "4s");
     wait_text(&slack, "Lunch", 5).await;
     let lunch_sent = std::time::Instant::now();
     wait_text(&slack, "Trip", 10).await;
@@ -109,15 +89,7 @@ async fn restored_on_time_with_its_own_expiry_and_nested_temporaries_share_one_r
 async fn a_users_change_is_kept_and_an_expired_saved_status_is_not_put_back() {
     let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[TOKEN]).await;
     let (setup, mut child) = daemon(&slack, "", shows("Writing", ":pencil:", 0)).await;
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Call",
-        "--expire",
-        "2s",
-        "--restore",
-    ]);
+    setup.set_temporary("Call", "2s");
     wait_text(&slack, "Call", 5).await;
     slack.set_by_hand(TOKEN, "", shows("Gym", ":muscle:", 0));
     wait_for("the restore decided", Duration::from_secs(10), || {
@@ -128,15 +100,7 @@ async fn a_users_change_is_kept_and_an_expired_saved_status_is_not_put_back() {
 
     // The saved status expires before the temporary one ends.
     slack.set_by_hand(TOKEN, "", shows("Errand", ":runner:", now() + 2));
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Focus",
-        "--expire",
-        "4s",
-        "--restore",
-    ]);
+    setup.set_temporary("Focus", "4s");
     wait_text(&slack, "Focus", 5).await;
     wait_for(
         "the second restore decided",
@@ -273,15 +237,7 @@ async fn a_missing_dnd_scope_is_isolated_and_a_burst_of_all_three_methods_sees_n
 async fn a_sigkill_between_the_temporary_status_and_its_restore_still_restores() {
     let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[TOKEN]).await;
     let (setup, mut child) = daemon(&slack, "", shows("Writing", ":pencil:", 0)).await;
-    setup.set(&[
-        "--token",
-        "me",
-        "--text",
-        "Call",
-        "--expire",
-        "3s",
-        "--restore",
-    ]);
+    setup.set_temporary("Call", "3s");
     wait_text(&slack, "Call", 5).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

@@ -918,6 +918,29 @@ impl Setup {
             .unwrap()
     }
 
+    /// `slack-statusd set --token me --text TEXT --expire EXPIRE --restore`: a temporary
+    /// status for the token named `me`; its row id.
+    pub fn set_temporary(&self, text: &str, expire: &str) -> i64 {
+        self.set(&[
+            "--token",
+            "me",
+            "--text",
+            text,
+            "--expire",
+            expire,
+            "--restore",
+        ])
+    }
+
+    /// Every restore row of the queue (`slack-statusd set --restore`, `restore = true`).
+    pub async fn restore_rows(&self) -> Vec<slack_statusd::queue::Update> {
+        rows(&self.db())
+            .await
+            .into_iter()
+            .filter(slack_statusd::queue::Update::is_restore)
+            .collect()
+    }
+
     /// `slack-statusd set` with `args`; asserts success and returns the printed row id.
     pub fn set(&self, args: &[&str]) -> i64 {
         let mut full = vec!["set"];
