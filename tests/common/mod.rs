@@ -173,6 +173,22 @@ struct Inner {
     /// Every normal answer is held back this long after the profile was updated, so a request
     /// stays "in flight" at the client (Slack applied it, the client has no answer yet).
     response_delay: Duration,
+    /// On top of `response_delay`, a random extra of up to this much per answer: a real
+    /// round trip varies.
+    response_jitter: Duration,
+}
+
+impl Inner {
+    /// How long to hold the next normal answer back.
+    fn answer_delay(&self) -> Duration {
+        let jitter = self.response_jitter.as_micros() as u64;
+        let extra = if jitter == 0 {
+            0
+        } else {
+            rand::random_range(0..=jitter)
+        };
+        self.response_delay + Duration::from_micros(extra)
+    }
 }
 
 /// The fake Slack Web API.
@@ -286,7 +302,15 @@ impl FakeSlack {
 
     /// Hold every normal answer back by `delay` after applying it (see `Inner::response_delay`).
     pub fn set_response_delay(&self, delay: Duration) {
-        self.inner.lock().unwrap().response_delay = delay;
+        self.set_response_delay_range(delay, delay);
+    }
+
+    /// Hold every normal answer back by a random time between `min` and `max` (inclusive),
+    /// drawn per answer: realistic round trips for the benchmark and the burst tests.
+    pub fn set_response_delay_range(&self, min: Duration, max: Duration) {
+        let mut g = self.inner.lock().unwrap();
+        g.response_delay = min;
+        g.response_jitter = max.saturating_sub(min);
     }
 
     /// Every request received so far.
@@ -510,7 +534,7 @@ async fn serve(
                 Some(resp)
             }
             Scripted::Normal if method == PROFILE_SET => {
-                delay += g.response_delay;
+                delay += g.answer_delay();
                 Some(normal_answer(
                     &mut g,
                     now,
@@ -522,7 +546,7 @@ async fn serve(
                 ))
             }
             Scripted::Normal => {
-                delay += g.response_delay;
+                delay += g.answer_delay();
                 let (status, body) = method_answer(&mut g, now, method, &token, &form);
                 record(&mut g, status);
                 Some(reply(status, (status == 429).then_some("1"), body))
