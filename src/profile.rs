@@ -49,6 +49,11 @@ impl Status {
         }
     }
 
+    /// Whether it shows nothing: no text and no emoji (sent, it clears the status).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.emoji.is_empty()
+    }
+
     /// Whether this status has expired at `now_unix` (seconds). A status without expiry never
     /// expires.
     pub fn is_expired_at(&self, now_unix: i64) -> bool {

@@ -54,7 +54,7 @@ pub fn on_temporary(
             temporary: temporary.clone(),
             due: p.due.max(end),
         }),
-        None if is_empty(shown) || shown.is_expired_at(now) => Plan::Nothing,
+        None if shown.is_empty() || shown.is_expired_at(now) => Plan::Nothing,
         None => Plan::Restore(PendingRestore {
             saved: shown.clone(),
             temporary: temporary.clone(),
@@ -106,17 +106,13 @@ pub fn at_restore(
         return AtRestore::Skip(Skip::Overtaken);
     }
     let ours = same_status(shown, &pending.temporary);
-    if !ours && !is_empty(shown) {
+    if !ours && !shown.is_empty() {
         return AtRestore::Skip(Skip::ChangedByUser);
     }
     if pending.saved.is_expired_at(now) {
         return AtRestore::Skip(Skip::Expired);
     }
     AtRestore::Apply(pending.saved.clone())
-}
-
-fn is_empty(s: &Status) -> bool {
-    s.text.is_empty() && s.emoji.is_empty()
 }
 
 /// Text and emoji compared: the expiry Slack reports may be normalised.

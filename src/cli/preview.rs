@@ -207,7 +207,7 @@ impl Firing<'_> {
     fn what(&self) -> Vec<String> {
         let mut what: Vec<String> = Vec::new();
         if let Some(s) = &self.patch.status {
-            if s.text.is_empty() && s.emoji.is_empty() {
+            if s.is_empty() {
                 what.push("(clear status)".into());
             } else {
                 what.push(

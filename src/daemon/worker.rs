@@ -63,26 +63,22 @@ impl Sender {
         }
     }
 
-    /// Send the DND or presence `patch` with `method`, for a request starting at `started`
-    /// (a snooze lasts from then until its end).
-    async fn send_part(
-        &self,
-        method: Method,
-        patch: &Patch,
-        started: DateTime<Utc>,
-    ) -> PartOutcome {
+    /// Send the DND or presence part `patch`, for a request starting at `started` (a
+    /// snooze lasts from then until its end).
+    async fn send_part(&self, patch: &Patch, started: DateTime<Utc>) -> PartOutcome {
         match self {
-            Sender::Slack { client, token } => match (method, patch.dnd, patch.presence) {
-                (Method::DndSetSnooze, Some(Dnd::Snooze { until }), _) => {
+            Sender::Slack { client, token } => match (patch.dnd, patch.presence) {
+                (Some(Dnd::Snooze { until }), _) => {
                     let until = DateTime::from_timestamp(until, 0).unwrap_or(started);
                     client.set_snooze(token, dnd_minutes(until, started)).await
                 }
-                (Method::DndEndSnooze, _, _) => client.end_snooze(token).await,
-                (_, _, Some(presence)) => client.set_presence(token, presence).await,
-                _ => unreachable!("a part's batch holds its method's group"),
+                (Some(Dnd::End), _) => client.end_snooze(token).await,
+                (None, Some(presence)) => client.set_presence(token, presence).await,
+                (None, None) => unreachable!("a part's batch sets DND or presence"),
             },
             Sender::DryRun => {
-                tracing::info!(method = method.name(), dnd = ?patch.dnd, presence = ?patch.presence, "dry run: would POST");
+                let method = Method::sending(patch).name();
+                tracing::info!(method, dnd = ?patch.dnd, presence = ?patch.presence, "dry run: would POST");
                 PartOutcome::Answer(Outcome::Ok {
                     warning: None,
                     profile: None,
@@ -275,26 +271,13 @@ impl Worker {
             log_unsent(target, &batch.plan.superseded, &batch.plan.expired);
             return Ok(());
         }
-        let method = batch.method;
-        let at = self.limiter.next_allowed_for(method, None, now);
-        if at > now {
-            // The rows stay claimed meanwhile, so nothing overtakes them.
-            tokio::select! {
-                _ = tokio::time::sleep(self.clock.nap_until(at)) => {}
-                _ = shutdown.cancelled() => {
-                    return self.record(&batch, &Finish::Requeue, now, shutdown).await;
-                }
-            }
-        }
-        let started = self.clock.now();
-        self.limiter.record_for(method, None, started);
+        let method = batch.method();
+        let Some(started) = self.start_in_window(method, &batch, shutdown).await? else {
+            return Ok(());
+        };
         self.metrics
             .batch_started(&self.token, &batch.rows, started);
-        let outcome = guarded(
-            self.sender.send_part(method, &batch.plan.patch, started),
-            shutdown,
-        )
-        .await;
+        let outcome = guarded(self.sender.send_part(&batch.plan.patch, started), shutdown).await;
         self.metrics
             .request_part(method, &self.token, outcome.as_ref());
         let finish = match outcome {
@@ -418,20 +401,12 @@ impl Worker {
         batch: &mut Batch,
         shutdown: &CancellationToken,
     ) -> Result<Option<Option<serde_json::Value>>, QueueError> {
-        let now = self.clock.now();
-        let at = self.limiter.next_allowed_for(Method::ProfileGet, None, now);
-        if at > now {
-            // The rows stay claimed meanwhile, so nothing overtakes them.
-            tokio::select! {
-                _ = tokio::time::sleep(self.clock.nap_until(at)) => {}
-                _ = shutdown.cancelled() => {
-                    self.record(batch, &Finish::Requeue, now, shutdown).await?;
-                    return Ok(None);
-                }
-            }
-        }
-        let started = self.clock.now();
-        self.limiter.record_for(Method::ProfileGet, None, started);
+        let Some(started) = self
+            .start_in_window(Method::ProfileGet, batch, shutdown)
+            .await?
+        else {
+            return Ok(None);
+        };
         batch.reads.push(started);
         let answer = guarded(self.sender.get_profile(target), shutdown).await;
         self.metrics
@@ -445,6 +420,32 @@ impl Worker {
                 Ok(None)
             }
         }
+    }
+
+    /// Wait until the token's window for `method` (one of the token's own, not a target's)
+    /// has room, then count a request of it as starting now: its start. `None` if shutdown
+    /// came first; `batch`'s rows, claimed all the while so that nothing overtakes them, are
+    /// then put back.
+    async fn start_in_window(
+        &mut self,
+        method: Method,
+        batch: &Batch,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<DateTime<Utc>>, QueueError> {
+        let now = self.clock.now();
+        let at = self.limiter.next_allowed_for(method, None, now);
+        if at > now {
+            tokio::select! {
+                _ = tokio::time::sleep(self.clock.nap_until(at)) => {}
+                _ = shutdown.cancelled() => {
+                    self.record(batch, &Finish::Requeue, now, shutdown).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        let started = self.clock.now();
+        self.limiter.record_for(method, None, started);
+        Ok(Some(started))
     }
 
     /// Hand the rows of `batch` back after a queue error in the middle of its step, then
@@ -467,9 +468,10 @@ impl Worker {
         batch.rows.iter().find(|r| {
             r.id == id
                 && r.restore
-                && r.patch.status.as_ref().is_some_and(|s| {
-                    s.expiration != 0 && !(s.text.is_empty() && s.emoji.is_empty())
-                })
+                && r.patch
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.expiration != 0 && !s.is_empty())
         })
     }
 

@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 
-use crate::profile::{Dnd, Part, Patch};
+use crate::profile::Part;
 use crate::throttle::Method;
 
 use super::restore::leave_restore;
@@ -74,7 +74,7 @@ impl FinishOp {
             released: batch.released.clone(),
             leave_restore: batch.leave_restore.clone(),
             reads: batch.reads.clone(),
-            method: batch.method,
+            method: batch.method(),
             log_start: outcome != Finish::NotSent,
             outcome,
             started_at,
@@ -124,7 +124,7 @@ const CHANGE_ROWS: &str = "UPDATE updates SET state = c.value ->> 1,
     FROM json_each(?1) AS c WHERE updates.id = c.value ->> 0";
 
 /// Log the request starts in the JSON array `?2` of (token, user, started-at, method).
-const LOG_STARTS: &str = "INSERT INTO sends (token, user, started_at, method)
+pub(super) const LOG_STARTS: &str = "INSERT INTO sends (token, user, started_at, method)
     SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2, s.value ->> 3 FROM json_each(?2) AS s";
 
 /// [`LOG_STARTS`] and [`CHANGE_ROWS`] as one transaction in one round trip to SQLite's thread.
@@ -324,7 +324,7 @@ pub(super) async fn claim_all(
             let (mut batch, more) = match rows.first().and_then(|r| r.saved.clone()) {
                 Some(saved) => {
                     let plan = restore_plan(rows[0].id, &saved);
-                    let mut batch = part_batch(&c.target, rows, plan, Method::ProfileSet);
+                    let mut batch = part_batch(&c.target, rows, plan);
                     batch.restore = Some(saved);
                     (batch, Vec::new())
                 }
@@ -336,13 +336,12 @@ pub(super) async fn claim_all(
                     }
                     let profile = by_part.remove(&Part::Profile).unwrap_or_default();
                     let plan = merge_rows(&profile, c.now);
-                    let main = part_batch(&c.target, profile, plan, Method::ProfileSet);
+                    let main = part_batch(&c.target, profile, plan);
                     let more = by_part
                         .into_values()
                         .map(|rows| {
                             let plan = merge_rows(&rows, c.now);
-                            let method = part_method(&plan.patch);
-                            part_batch(&c.target, rows, plan, method)
+                            part_batch(&c.target, rows, plan)
                         })
                         .collect();
                     (main, more)
@@ -384,19 +383,8 @@ fn merge_rows(rows: &[Update], now: DateTime<Utc>) -> MergePlan {
     merge(&inputs, now.timestamp())
 }
 
-/// The method that sends the DND or presence `patch` (a part's merged request).
-fn part_method(patch: &Patch) -> Method {
-    match (patch.dnd, patch.presence) {
-        (Some(Dnd::Snooze { .. }), _) => Method::DndSetSnooze,
-        (Some(Dnd::End), _) => Method::DndEndSnooze,
-        (None, Some(_)) => Method::SetPresence,
-        // Nothing left to send (expired, superseded): no request, so no method is logged.
-        (None, None) => Method::SetPresence,
-    }
-}
-
 /// A batch of one part's `rows` with its `plan`, nothing else claimed with it.
-fn part_batch(target: &Target, rows: Vec<Update>, plan: MergePlan, method: Method) -> Batch {
+fn part_batch(target: &Target, rows: Vec<Update>, plan: MergePlan) -> Batch {
     Batch {
         target: target.clone(),
         rows,
@@ -406,7 +394,6 @@ fn part_batch(target: &Target, rows: Vec<Update>, plan: MergePlan, method: Metho
         restore: None,
         leave_restore: None,
         reads: Vec::new(),
-        method,
         more: Vec::new(),
     }
 }

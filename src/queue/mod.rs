@@ -21,6 +21,7 @@ use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
 use tokio::sync::oneshot;
 
 use crate::profile::Patch;
+use crate::throttle::Method;
 
 mod batch;
 mod calendar;
@@ -239,25 +240,32 @@ impl Queue {
         self.write(Box::new(move |conn| {
             Box::pin(async move {
                 // A claim stamps all rows of one request with the same `updated_at`; the
-                // method follows from the part (see `profile::Patch::part`), so that a DND
-                // or presence call cut off by a crash counts in its own window.
-                sqlx::query(
-                    "INSERT INTO sends (token, user, started_at, method)
-                     SELECT DISTINCT token, user, updated_at,
-                            CASE WHEN json_extract(patch, '$.status') IS NOT NULL
-                                   OR json_extract(patch, '$.fields') IS NOT NULL
-                                 THEN 'users.profile.set'
-                                 WHEN json_extract(patch, '$.dnd') = 'end' THEN 'dnd.endSnooze'
-                                 WHEN json_extract(patch, '$.dnd') IS NOT NULL THEN 'dnd.setSnooze'
-                                 WHEN json_extract(patch, '$.presence') IS NOT NULL
-                                 THEN 'users.setPresence'
-                                 ELSE 'users.profile.set' END
-                     FROM updates
+                // method is the one that sends the row's part (`Method::sending`), so that a
+                // DND or presence call cut off by a crash counts in its own window.
+                let claimed: Vec<(String, String, i64, String)> = sqlx::query_as(
+                    "SELECT DISTINCT token, user, updated_at, patch FROM updates
                      WHERE state = 'in_flight' AND (?1 IS NULL OR token = ?1)",
                 )
                 .bind(&token)
-                .execute(&mut *conn)
+                .fetch_all(&mut *conn)
                 .await?;
+                let mut starts: Vec<(&str, &str, i64, &str)> = claimed
+                    .iter()
+                    .map(|(token, user, at, patch)| {
+                        // A patch edited into nonsense is counted as a profile update.
+                        let method = serde_json::from_str::<Patch>(patch)
+                            .map_or(Method::ProfileSet, |p| Method::sending(&p));
+                        (token.as_str(), user.as_str(), *at, method.name())
+                    })
+                    .collect();
+                starts.sort_unstable();
+                starts.dedup();
+                // LOG_STARTS reads its starts from `?2`.
+                sqlx::query(batch::LOG_STARTS)
+                    .bind(Option::<String>::None)
+                    .bind(serde_json::to_string(&starts).expect("starts serialize"))
+                    .execute(&mut *conn)
+                    .await?;
                 let done = sqlx::query(
                     "UPDATE updates SET state = 'pending', updated_at = ?2
                      WHERE state = 'in_flight' AND (?1 IS NULL OR token = ?1)",
@@ -357,16 +365,12 @@ impl Queue {
     /// Enqueue one update outside any rule (`slack-statusd set`). Returns its (first row's)
     /// id once committed.
     pub async fn enqueue(&self, update: &NewUpdate, now: DateTime<Utc>) -> Result<i64, QueueError> {
-        let update = update.clone();
-        let (rows, counts) = firing_rows(&[(&update, None)]);
+        let (rows, counts) = firing_rows(&[(update, None)]);
         if counts != [1] {
             // Several parts to link: a transaction of the writer's.
             return self
                 .write(Box::new(move |conn| {
-                    Box::pin(async move {
-                        let ids = insert_firings(conn, &[(&update, None)], now).await?;
-                        Ok(ids[0])
-                    })
+                    Box::pin(async move { Ok(insert_rows(conn, rows, &counts, now).await?[0]) })
                 }))
                 .await;
         }
@@ -842,6 +846,17 @@ async fn insert_firings(
         return Ok(Vec::new());
     }
     let (rows, counts) = firing_rows(firings);
+    insert_rows(conn, rows, &counts, now).await
+}
+
+/// Insert `rows` (see [`firing_rows`]; `counts` rows per firing) in one statement, linking
+/// each firing's later parts to its first (`parent`). Returns each firing's first row id.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    rows: String,
+    counts: &[usize],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, QueueError> {
     // Rows go in in array order (ORDER BY key) and AUTOINCREMENT ids only grow, so the ids,
     // sorted, are the rows' in order; RETURNING itself promises no order.
     let mut ids: Vec<i64> = sqlx::query_scalar(INSERT_ROWS)
@@ -850,10 +865,10 @@ async fn insert_firings(
         .fetch_all(&mut *conn)
         .await?;
     ids.sort_unstable();
-    let mut firsts = Vec::with_capacity(firings.len());
+    let mut firsts = Vec::with_capacity(counts.len());
     let mut links: Vec<(i64, i64)> = Vec::new();
     let mut next = ids.into_iter();
-    for n in counts {
+    for &n in counts {
         let first = next.next().expect("one id per row");
         firsts.push(first);
         links.extend(next.by_ref().take(n - 1).map(|id| (id, first)));

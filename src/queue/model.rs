@@ -164,6 +164,14 @@ pub struct Update {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Batch {
+    /// The method its request calls: `users.profile.set`, or the DND or presence method
+    /// of a part's batch.
+    pub fn method(&self) -> Method {
+        Method::sending(&self.plan.patch)
+    }
+}
+
 impl Update {
     /// Whether this row is a restore, not a firing: it puts back a saved status.
     pub fn is_restore(&self) -> bool {
@@ -218,9 +226,6 @@ pub struct Batch {
     /// When each `users.profile.get` made for this batch started: the finish logs them with
     /// the request, so that the read window is rebuilt at start like the others.
     pub reads: Vec<DateTime<Utc>>,
-    /// The method its request calls: `users.profile.set`, or the DND or presence method of
-    /// a part's batch.
-    pub method: Method,
     /// The other parts claimed with it — DND, then presence — each its own request with its
     /// own outcome, sent after this one (`profile::Part`); each is finished on its own.
     pub more: Vec<Batch>,

@@ -27,7 +27,7 @@ pub fn shown_status(profile: &serde_json::Value) -> Status {
 /// this daemon set (text and emoji compared; the expiry Slack reports may be normalised).
 pub fn is_manual(profile: &serde_json::Value, last_ours: Option<&Status>, now_unix: i64) -> bool {
     let shown = shown_status(profile);
-    if shown.text.is_empty() && shown.emoji.is_empty() {
+    if shown.is_empty() {
         return false;
     }
     if shown.is_expired_at(now_unix) {

@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Limits;
+use crate::profile::{Dnd, Part, Patch};
 
 /// The start times of the last `cap` requests for one key.
 #[derive(Debug, Clone)]
@@ -98,6 +99,17 @@ impl Method {
             Method::DndSetSnooze => "dnd.setSnooze",
             Method::DndEndSnooze => "dnd.endSnooze",
             Method::SetPresence => "users.setPresence",
+        }
+    }
+
+    /// The method that sends `patch`, one part of a firing (`Patch::parts`): its DND or
+    /// presence method, else `users.profile.set` (also for a patch that sets nothing).
+    pub fn sending(patch: &Patch) -> Method {
+        match (patch.part(), patch.dnd) {
+            (Part::Dnd, Some(Dnd::Snooze { .. })) => Method::DndSetSnooze,
+            (Part::Dnd, _) => Method::DndEndSnooze,
+            (Part::Presence, _) => Method::SetPresence,
+            (Part::Profile, _) => Method::ProfileSet,
         }
     }
 
