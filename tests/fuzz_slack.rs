@@ -266,11 +266,13 @@ async fn a_random_sequence_of_answers_loses_no_row_and_logs_no_control_character
     println!("FUZZ_SLACK_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let token = "xoxp-fuzz";
-    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[token]).await;
+    // The window scaled down: retries can take the starts past 30, and the daemon then waits
+    // for its own window to slide, which at Slack's minute would outlast the deadline.
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(3), &[token]).await;
     slack.script(token, (0..60).map(|_| random_answer(&mut rng)).collect());
     let setup = Setup::new(
         &slack,
-        "[retry]\nmax_attempts = 3\ninitial_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n\
+        "[limits]\nwindow = \"3s\"\n[retry]\nmax_attempts = 3\ninitial_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n\
          [tokens.fz]\ntoken_env = \"FUZZ_TOKEN\"\n",
     );
     let mut child = setup.spawn("daemon.log", &[("FUZZ_TOKEN", token)]);
