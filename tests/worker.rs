@@ -48,13 +48,18 @@ impl Rig {
 
     /// Start a worker for token `name` whose value is `value`.
     async fn worker(&mut self, name: &str, value: &str) {
+        self.worker_with(name, value, LIMITS).await;
+    }
+
+    /// [`Rig::worker`] with other limits.
+    async fn worker_with(&mut self, name: &str, value: &str, limits: Limits) {
         let timeout = Duration::from_secs(5);
         let w = common::slack_worker(
             name,
             value,
             &self.slack,
             &self.queue,
-            LIMITS,
+            limits,
             RETRY,
             timeout,
         )
@@ -204,7 +209,12 @@ async fn transient_errors_are_retried_then_succeed() {
 #[tokio::test]
 async fn a_dead_token_fails_once_and_holds_the_rest() {
     let mut rig = Rig::new(&["xoxp-good"]).await;
-    rig.worker("dead", "xoxp-revoked").await;
+    // One request at a time, so that the first answer comes before any other request starts.
+    let one_at_a_time = Limits {
+        in_flight: 1,
+        ..LIMITS
+    };
+    rig.worker_with("dead", "xoxp-revoked", one_at_a_time).await;
     rig.worker("good", "xoxp-good").await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -231,6 +241,72 @@ async fn a_dead_token_fails_once_and_holds_the_rest() {
         .iter()
         .any(|r| r.1 == State::Failed && r.2.as_deref() == Some("invalid_auth")));
     rig.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_dead_token_finishes_its_flights_with_their_own_answers_and_starts_no_more() {
+    let mut rig = Rig::new(&[]).await;
+    // Answers come 150 ms late, so the first five requests are all in the air together.
+    rig.slack.set_response_delay(Duration::from_millis(150));
+    rig.slack.script(
+        "xoxp-revoked",
+        (0..5)
+            .map(|_| {
+                let body = r#"{"ok":false,"error":"invalid_auth"}"#.to_string();
+                Scripted::Delay(
+                    Duration::from_millis(150),
+                    Box::new(Scripted::Reply(200, None, body)),
+                )
+            })
+            .collect(),
+    );
+    let now = Utc::now();
+    let mut first = Vec::new();
+    for i in 0..5 {
+        let u = common::status_update("dead", Some(&format!("U{i}")), "x", ":x:", now);
+        first.push(rig.queue.enqueue(&u, now).await.unwrap());
+    }
+    rig.worker("dead", "xoxp-revoked").await;
+    rig.wait_states("the five in flight answered", Duration::from_secs(5), |s| {
+        s.iter()
+            .filter(|r| first.contains(&r.0))
+            .all(|r| r.1 == State::Failed)
+    })
+    .await;
+    let later: Vec<i64> = later_rows(&rig).await;
+    rig.wait_states("later rows held", Duration::from_secs(5), |s| {
+        s.iter()
+            .filter(|r| later.contains(&r.0))
+            .all(|r| r.1 == State::Held)
+    })
+    .await;
+    let received = rig.slack.received();
+    assert_eq!(
+        received.len(),
+        5,
+        "no request after the token died: {received:?}"
+    );
+    let last_arrival = received.iter().map(|r| r.at).max().unwrap();
+    let first_arrival = received.iter().map(|r| r.at).min().unwrap();
+    assert!(
+        last_arrival - first_arrival < Duration::from_millis(150),
+        "the five went out together, before any answer came back"
+    );
+    let states = rig.states().await;
+    for id in &first {
+        let row = states.iter().find(|r| r.0 == *id).unwrap();
+        assert_eq!(row.2.as_deref(), Some("invalid_auth"), "row {id}");
+    }
+    rig.shutdown.cancel();
+}
+
+/// Three more rows for the dead token, enqueued after it died.
+async fn later_rows(rig: &Rig) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 5..8 {
+        ids.push(rig.enqueue("dead", Some(&format!("U{i}")), "x").await);
+    }
+    ids
 }
 
 #[tokio::test]

@@ -32,18 +32,21 @@ use crate::slack::{Client, REQUEST_TIMEOUT};
 
 mod calendars;
 mod external;
+mod flight;
 pub(crate) mod lock;
 mod log_filter;
 mod notify;
 pub mod scheduler;
+mod sender;
 pub(crate) mod watch;
 mod worker;
 
 pub use lock::LockError;
 pub use log_filter::{Applied, LogFilter};
 pub use scheduler::Scheduler;
+pub use sender::Sender;
 pub use watch::Trigger;
-pub use worker::{Sender, Step, Worker};
+pub use worker::{Step, Worker};
 
 /// How often the daemon looks for rows written by another process (`set`, `queue retry`).
 pub const EXTERNAL_CHECK: Duration = Duration::from_secs(1);

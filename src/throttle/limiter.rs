@@ -49,6 +49,17 @@ impl SlidingLog {
         (oldest + self.window + margin(self.window)).max(now)
     }
 
+    /// How many requests may start at `now`, one after another, before the log is full.
+    pub fn free(&self, now: DateTime<Utc>) -> usize {
+        let expiry = self.window + margin(self.window);
+        let busy = self
+            .starts
+            .iter()
+            .filter(|t| (**t).min(now) + expiry > now)
+            .count();
+        self.cap.saturating_sub(busy)
+    }
+
     /// Record a request that started at `at`.
     pub fn record(&mut self, at: DateTime<Utc>) {
         self.starts.push_back(at);
@@ -216,6 +227,30 @@ impl TokenLimiter {
             Method::ProfileGet => self.reads.next_allowed(now),
             tier2 => self.tier2_log(tier2).next_allowed(now),
         }
+    }
+
+    /// Start a call of `method` for `user` at `now` if its windows have room: it is
+    /// recorded and `Ok`; else nothing changes and `Err` says when it may start. Deciding
+    /// and recording in one step is what lets concurrent requests share the windows: a
+    /// slot checked is a slot taken.
+    pub fn try_start(
+        &mut self,
+        method: Method,
+        user: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DateTime<Utc>> {
+        let at = self.next_allowed_for(method, user, now);
+        if at > now {
+            return Err(at);
+        }
+        self.record_for(method, user, now);
+        Ok(())
+    }
+
+    /// How many `users.profile.set` calls of the token, for distinct targets, may start at
+    /// `now`: the room in the token's own window.
+    pub fn free_profile_sets(&self, now: DateTime<Utc>) -> usize {
+        self.token.free(now)
     }
 
     /// Record a call of `method` for `user` that started at `at`.
