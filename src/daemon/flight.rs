@@ -154,7 +154,7 @@ impl Flight {
                 // Claimed rows are never left behind: after an error they go back.
                 Err(e) => {
                     let now = self.token.clock.now();
-                    let _ = self.record(&part, &Finish::Requeue, now, shutdown).await;
+                    let _ = self.record(&part, &Finish::PutBack, now, shutdown).await;
                     Err(e)
                 }
                 Ok(()) => self.process_part(part, shutdown).await,
@@ -366,14 +366,14 @@ impl Flight {
                 }
                 Some(Err(at)) => at,
                 None => {
-                    self.record(batch, &Finish::Requeue, now, shutdown).await?;
+                    self.record(batch, &Finish::PutBack, now, shutdown).await?;
                     return Ok(None);
                 }
             };
             tokio::select! {
                 _ = tokio::time::sleep(self.token.clock.nap_until(at)) => {}
                 _ = shutdown.cancelled() => {
-                    self.record(batch, &Finish::Requeue, now, shutdown).await?;
+                    self.record(batch, &Finish::PutBack, now, shutdown).await?;
                     return Ok(None);
                 }
             }
@@ -388,7 +388,7 @@ impl Flight {
         error: QueueError,
         shutdown: &CancellationToken,
     ) -> Result<(), QueueError> {
-        self.record(batch, &Finish::Requeue, self.token.clock.now(), shutdown)
+        self.record(batch, &Finish::PutBack, self.token.clock.now(), shutdown)
             .await?;
         Err(error)
     }

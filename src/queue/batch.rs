@@ -75,7 +75,7 @@ impl FinishOp {
             leave_restore: batch.leave_restore.clone(),
             reads: batch.reads.clone(),
             method: batch.method(),
-            log_start: outcome != Finish::NotSent,
+            log_start: !matches!(outcome, Finish::NotSent | Finish::PutBack),
             outcome,
             started_at,
             now,
@@ -84,7 +84,7 @@ impl FinishOp {
 
     /// `batch`, claimed at `now`, is for a request that will never start: put its rows back.
     pub(super) fn requeue(batch: &Batch, now: DateTime<Utc>) -> FinishOp {
-        FinishOp::new(batch, Finish::Requeue, now, now)
+        FinishOp::new(batch, Finish::PutBack, now, now)
     }
 }
 
@@ -199,7 +199,7 @@ pub(super) async fn finish_all(
         }
         match &f.outcome {
             Finish::Sent | Finish::NotSent => plan_changes(&f.plan, t, &mut changes),
-            Finish::Requeue => changes.extend(
+            Finish::Requeue | Finish::PutBack => changes.extend(
                 f.rows
                     .iter()
                     .map(|&(id, _)| (id, "pending", 0, None, None, t, None)),

@@ -236,9 +236,13 @@ pub struct Batch {
 pub enum Finish {
     /// Slack accepted it: contributors `sent`, others superseded or expired.
     Sent,
-    /// Put the rows back to `pending` without spending an attempt (rate-limited, or abandoned
-    /// at shutdown).
+    /// Put the rows back to `pending` without spending an attempt, after their request
+    /// started (rate-limited, or abandoned at shutdown): the start is logged.
     Requeue,
+    /// Put the rows back to `pending` before any request of theirs started (the token was
+    /// paused or died first, shutdown came while they waited for a slot, or a queue error
+    /// cut the step short): no start is logged, only the reads made for them.
+    PutBack,
     /// A transient failure: spend an attempt; rows that reached `max_attempts` fail, the rest
     /// wait until `retry_at`.
     Retry {

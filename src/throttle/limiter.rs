@@ -341,6 +341,31 @@ mod tests {
     }
 
     #[test]
+    fn try_start_takes_a_slot_only_when_there_is_room() {
+        let mut l = TokenLimiter::new(limits(2, 3, 1_000));
+        assert_eq!(l.free_profile_sets(t(0)), 3);
+        assert_eq!(l.try_start(Method::ProfileSet, Some("A"), t(0)), Ok(()));
+        assert_eq!(l.try_start(Method::ProfileSet, Some("A"), t(1)), Ok(()));
+        // A's own window is full; the token's still has one slot.
+        assert_eq!(
+            l.try_start(Method::ProfileSet, Some("A"), t(2)),
+            Err(t(1_050))
+        );
+        assert_eq!(l.free_profile_sets(t(2)), 1);
+        assert_eq!(l.try_start(Method::ProfileSet, Some("B"), t(2)), Ok(()));
+        assert_eq!(l.free_profile_sets(t(2)), 0);
+        // Refused starts took nothing: the slots free as the first three age out.
+        assert_eq!(
+            l.try_start(Method::ProfileSet, Some("C"), t(3)),
+            Err(t(1_050))
+        );
+        assert_eq!(l.free_profile_sets(t(1_050)), 1);
+        assert_eq!(l.free_profile_sets(t(1_052)), 3);
+        // Other methods have windows of their own.
+        assert_eq!(l.try_start(Method::ProfileGet, None, t(3)), Ok(()));
+    }
+
+    #[test]
     fn burst_up_to_the_limit_goes_at_once() {
         let mut l = TokenLimiter::new(limits(10, 30, 60_000));
         let users: Vec<String> = (0..30).map(|i| format!("U{i}")).collect();

@@ -41,6 +41,8 @@ pub const PROFILE_SET: &str = "users.profile.set";
 pub struct Received {
     /// When it arrived.
     pub at: Instant,
+    /// When its answer was sent (`at` plus any hold-back).
+    pub answered: Instant,
     /// The method called, e.g. `users.profile.set` or `dnd.setSnooze`.
     pub method: &'static str,
     /// The form fields of a form-encoded request, in order (empty for JSON).
@@ -165,8 +167,8 @@ struct Inner {
     profiles: HashMap<(String, String), Value>,
     /// Scripted answers per (token, method).
     script: HashMap<(String, &'static str), VecDeque<Scripted>>,
-    /// No request of this token is accepted before this instant (after a 429).
-    blocked_until: HashMap<String, Instant>,
+    /// After a 429, when the token must wait (see [`Block`]).
+    blocked_until: HashMap<String, Block>,
     early_after_429: usize,
     /// `users.profile.get` requests answered (its own limit only with `per_read`).
     gets: usize,
@@ -188,6 +190,41 @@ impl Inner {
             rand::random_range(0..=jitter)
         };
         self.response_delay + Duration::from_micros(extra)
+    }
+}
+
+/// How long a token must wait after a 429: from when the answer was sent, plus [`GRACE`],
+/// until `until`. A request that arrives in that span counts in
+/// [`FakeSlack::early_after_429`].
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    /// The arrival of the request answered 429.
+    set_at: Instant,
+    /// When its answer was sent: the client cannot know of the wait before.
+    from: Instant,
+    /// The end of the wait.
+    until: Instant,
+    /// `until` counts from the arrival (a `Retry-After` in seconds), so a held-back answer
+    /// moves it too; a scripted absolute instant stays.
+    relative: bool,
+}
+
+/// Requests that started before a 429's answer reached the client may arrive a little after
+/// it was sent: with several in flight, one is always racing the answer.
+pub const GRACE: Duration = Duration::from_millis(20);
+
+impl Inner {
+    /// Tell `token` to wait `secs` from the arrival `now` (moved by the answer's delay later).
+    fn block(&mut self, token: &str, now: Instant, wait: Duration) {
+        self.blocked_until.insert(
+            token.to_string(),
+            Block {
+                set_at: now,
+                from: now,
+                until: now + wait,
+                relative: true,
+            },
+        );
     }
 }
 
@@ -454,6 +491,7 @@ async fn serve(
         let record = |g: &mut Inner, status: u16| {
             g.received.push(Received {
                 at: now,
+                answered: now,
                 method,
                 form: form.clone(),
                 token: token.clone(),
@@ -463,8 +501,8 @@ async fn serve(
                 content_type: content_type.clone(),
             });
         };
-        if let Some(until) = g.blocked_until.get(&token) {
-            if now < *until {
+        if let Some(b) = g.blocked_until.get(&token) {
+            if now >= b.from + GRACE && now < b.until {
                 g.early_after_429 += 1;
             }
         }
@@ -491,8 +529,7 @@ async fn serve(
                 // A negative or absurd value blocks nothing (and must not panic the fake).
                 if let Some(secs) = secs.filter(|s| (0.0..1e9).contains(s)) {
                     if limited {
-                        g.blocked_until
-                            .insert(token.clone(), now + Duration::from_secs_f64(secs));
+                        g.block(&token, now, Duration::from_secs_f64(secs));
                     }
                 }
                 let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
@@ -510,7 +547,15 @@ async fn serve(
             } => {
                 record(&mut g, status);
                 if let Some(until) = block_until {
-                    g.blocked_until.insert(token.clone(), until);
+                    g.blocked_until.insert(
+                        token.clone(),
+                        Block {
+                            set_at: now,
+                            from: now,
+                            until,
+                            relative: false,
+                        },
+                    );
                 }
                 let mut resp = Response::new(axum::body::Body::from(body));
                 *resp.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -552,6 +597,22 @@ async fn serve(
                 Some(reply(status, (status == 429).then_some("1"), body))
             }
         };
+        if let Some(r) = g
+            .received
+            .last_mut()
+            .filter(|r| r.at == now && r.token == token)
+        {
+            r.answered = now + delay;
+        }
+        // A wait this request set begins when its answer leaves, not when it arrived.
+        if let Some(b) = g.blocked_until.get_mut(&token) {
+            if b.set_at == now {
+                b.from = now + delay;
+                if b.relative {
+                    b.until += delay;
+                }
+            }
+        }
         (response, delay)
     };
     if !delay.is_zero() {
@@ -593,8 +654,7 @@ fn normal_answer(
     let user_full = user_log.len() >= per_user;
     if tok_full || user_full {
         record(g, 429);
-        g.blocked_until
-            .insert(token.to_string(), now + Duration::from_secs(1));
+        g.block(token, now, Duration::from_secs(1));
         return reply(429, Some("1"), json!({"ok": false, "error": "ratelimited"}));
     }
     g.by_token.get_mut(token).unwrap().push_back(now);
@@ -667,8 +727,7 @@ fn method_answer(
     let log = g.by_method.entry((token.to_string(), method)).or_default();
     prune(log, now, window);
     if log.len() >= per_method {
-        g.blocked_until
-            .insert(token.to_string(), now + Duration::from_secs(1));
+        g.block(token, now, Duration::from_secs(1));
         return (429, json!({"ok": false, "error": "ratelimited"}));
     }
     // Every call past the arguments counts, even one that finds no snooze to end.
