@@ -236,7 +236,12 @@ async fn a_reload_moves_or_stops_the_server_and_keeps_it_when_the_new_listen_fai
         get(second, "/healthz").await.is_err()
     })
     .await;
-    assert!(common::log_has(&log, "[http] listen removed"));
+    // The line is written once the server has stopped, so a client may see the port
+    // closed a moment before the log says so.
+    wait_for("the removal in the log", Duration::from_secs(10), || {
+        common::log_has(&log, "[http] listen removed")
+    })
+    .await;
     common::stop(&mut child).await;
 }
 
