@@ -282,3 +282,71 @@ proptest! {
         rt.block_on(run_case(case))?;
     }
 }
+
+/// A slot that the sliding window frees while every other free slot is promised to a flight
+/// about to start is used as soon as it frees, not a round trip later when some flight lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_freed_while_the_others_are_promised_is_used_before_any_landing() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Queue::open(&dir.path().join("q.db"), true).await.unwrap();
+    let window = Duration::from_secs(1);
+    let slack = FakeSlack::start(10, 2, window, &[TOKEN]).await;
+    // Far longer than the stagger between the first two starts.
+    slack.set_response_delay(Duration::from_millis(800));
+    let limits = Limits {
+        per_user: 10,
+        per_token: 2,
+        in_flight: 10,
+        window,
+        ..Limits::DEFAULT
+    };
+    let worker = common::slack_worker(
+        "t",
+        TOKEN,
+        &slack,
+        &queue,
+        limits,
+        RetryPolicy::default(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let (wake, shutdown) = (Arc::new(Notify::new()), CancellationToken::new());
+    let task = tokio::spawn(worker.run(wake.clone(), shutdown.clone()));
+    let enqueue = |user: &str, text: &str| {
+        let now = Utc::now();
+        let row = common::status_update("t", Some(user), text, ":x:", now);
+        let (queue, wake) = (queue.clone(), wake.clone());
+        async move {
+            queue.enqueue(&row, now).await.unwrap();
+            wake.notify_one();
+        }
+    };
+    // Two starts 200 ms apart fill the window; two more rows wait for its slots, which free
+    // 200 ms apart too.
+    enqueue("U1", "x1").await;
+    common::wait_for("the first start", Duration::from_secs(5), || {
+        slack.received().len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    enqueue("U2", "x2").await;
+    enqueue("U3", "y1").await;
+    enqueue("U4", "y2").await;
+    common::wait_for("four requests", Duration::from_secs(10), || {
+        slack.received().len() == 4
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+    queue.close().await;
+
+    let mut received = slack.received();
+    received.sort_by_key(|r| r.at);
+    let (third, fourth) = (&received[2], &received[3]);
+    assert!(
+        fourth.at < third.answered,
+        "the fourth request waited for the third's answer ({:?} after its arrival)",
+        fourth.at - third.at
+    );
+    assert_eq!(slack.limit_429s(), 0);
+}

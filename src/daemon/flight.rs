@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -50,6 +51,9 @@ pub(super) struct Token {
     pub metrics: Metrics,
     /// The token's windows and pause state.
     pub gate: Mutex<Gate>,
+    /// Told when a reservation the worker waits on ([`Gate::wants_room`]) is given up: a
+    /// flight took its slot, or will never take one.
+    pub room_freed: Notify,
 }
 
 impl Token {
@@ -78,6 +82,10 @@ pub(super) struct Gate {
     /// them against the room in the token's window, so that it does not claim targets that
     /// would only wait for a slot.
     pub reserved: usize,
+    /// The worker stopped launching because every free slot was reserved: the next
+    /// reservation given up tells it through [`Token::room_freed`], so that a slot freed by
+    /// the sliding window is used at once rather than at the next landing, a round trip on.
+    pub wants_room: bool,
 }
 
 impl Gate {
@@ -128,6 +136,9 @@ impl Flight {
         if std::mem::take(&mut self.reserved) {
             let mut gate = self.token.gate();
             gate.reserved = gate.reserved.saturating_sub(1);
+            if std::mem::take(&mut gate.wants_room) {
+                self.token.room_freed.notify_one();
+            }
         }
     }
 

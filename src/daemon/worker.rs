@@ -81,6 +81,7 @@ impl Worker {
             blind_429s: 0,
             dead: None,
             reserved: 0,
+            wants_room: false,
         };
         Ok(Worker {
             token: Arc::new(Token {
@@ -91,6 +92,7 @@ impl Worker {
                 retry,
                 metrics: Metrics::default(),
                 gate: Mutex::new(gate),
+                room_freed: Notify::new(),
             }),
             in_flight: limits.in_flight.max(1) as usize,
             flights: JoinSet::new(),
@@ -158,23 +160,24 @@ impl Worker {
                 // Its flight's landing launches again.
                 continue;
             }
-            let (at, room) = {
-                let gate = token.gate();
+            let at = {
+                let mut gate = token.gate();
                 let at = ready.ready_at.max(gate.limiter.next_allowed(user, now));
                 let room = gate
                     .limiter
                     .free_profile_sets(now)
                     .saturating_sub(gate.reserved);
-                (at, room)
+                if at <= now && room == 0 {
+                    // Every free slot is promised to a flight launched already: the first
+                    // to start (or to give its slot up) brings the next turn.
+                    gate.wants_room = true;
+                    break;
+                }
+                at
             };
             if at > now {
                 wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
                 continue;
-            }
-            if room == 0 {
-                // Every free slot is promised to a flight launched already; theirs starts or
-                // landings bring the next turn.
-                break;
             }
             let user = ready.target.user.clone();
             let flight = Flight::launch(token.clone(), ready.target);
@@ -219,6 +222,7 @@ impl Worker {
                         // Nothing pending: only a wake-up (a firing, a row from `set`) brings
                         // work, so an idle token costs nothing.
                         _ = wake.notified() => Ok(()),
+                        _ = self.token.room_freed.notified() => Ok(()),
                         _ = tokio::time::sleep(nap.unwrap_or_default()), if nap.is_some() => Ok(()),
                         _ = shutdown.cancelled() => Ok(()),
                     }
