@@ -136,7 +136,7 @@ async fn a_firing_is_never_enqueued_twice_even_after_reopening() {
     }
     let q = Queue::open(&path, true).await.unwrap();
     assert_eq!(
-        q.rule_marks().await.unwrap().get("r").copied(),
+        q.rule_marks().await.unwrap().get("r").map(|m| m.until),
         Some(t(100))
     );
     assert_eq!(
@@ -146,7 +146,7 @@ async fn a_firing_is_never_enqueued_twice_even_after_reopening() {
     // The mark never moves backward.
     q.advance_rule("r", t(50), None, t(201)).await.unwrap();
     assert_eq!(
-        q.rule_marks().await.unwrap().get("r").copied(),
+        q.rule_marks().await.unwrap().get("r").map(|m| m.until),
         Some(t(200))
     );
     assert_eq!(q.list(&[]).await.unwrap().len(), 1);
@@ -468,6 +468,7 @@ async fn advancing_many_rules_enqueues_only_firings_past_each_mark_in_order() {
     let advance = |rule: &str, at: i64, text: Option<&str>| Advance {
         rule: rule.into(),
         until: t(at),
+        fingerprint: None,
         firing: text.map(|x| NewUpdate {
             rule: Some(rule.into()),
             ..status_update(&tgt, t(at), x)
@@ -495,8 +496,8 @@ async fn advancing_many_rules_enqueues_only_firings_past_each_mark_in_order() {
     assert_eq!((one.rule.as_deref(), one.fire_at), (Some("r1"), t(5)));
     assert_eq!((four.rule.as_deref(), four.fire_at), (Some("r4"), t(7)));
     let marks = q.rule_marks().await.unwrap();
-    assert_eq!(marks["r2"], t(10), "a mark never moves backward");
-    assert_eq!(marks["r3"], t(6));
+    assert_eq!(marks["r2"].until, t(10), "a mark never moves backward");
+    assert_eq!(marks["r3"].until, t(6));
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeDelta, Utc};
 use slack_statusd::clock::{Clock, MAX_NAP};
 use slack_statusd::config::{load_str, Config};
-use slack_statusd::daemon::Scheduler;
-use slack_statusd::queue::Queue;
+use slack_statusd::daemon::{Scheduler, Start, AHEAD};
+use slack_statusd::queue::{Queue, State, Update};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,13 +33,19 @@ async fn open() -> (tempfile::TempDir, Queue) {
     (dir, q)
 }
 
+/// A scheduler as the daemon starts it.
 async fn scheduler(config: &Config, queue: &Queue, clock: &Clock) -> Scheduler {
+    scheduler_on(config, queue, clock, Start::AfterDowntime).await
+}
+
+async fn scheduler_on(config: &Config, queue: &Queue, clock: &Clock, start: Start) -> Scheduler {
     Scheduler::new(
         config.rules.clone(),
         queue.clone(),
         clock.clone(),
         config.catch_up,
         HashMap::new(),
+        start,
     )
     .await
     .unwrap()
@@ -223,4 +229,160 @@ async fn jump_while_napping(q: &Queue) {
     // Closed here, not on the runtime that opened it: the pool waits for its connections to
     // come back, and the last ones come back through tasks spawned on this runtime.
     q.close().await;
+}
+
+/// The rows of `queue`, oldest first, as (fire_at, state, last_error, status text).
+async fn all_rows(queue: &Queue) -> Vec<(DateTime<Utc>, State, Option<String>, String)> {
+    let mut rows: Vec<Update> = queue.list(&[]).await.unwrap();
+    rows.sort_by_key(|r| r.id);
+    rows.into_iter()
+        .map(|r| {
+            let text = r.patch.status.map(|s| s.text).unwrap_or_default();
+            (r.fire_at, r.state, r.last_error, text)
+        })
+        .collect()
+}
+
+/// [`hourly`] with another status text: the same rule, changed.
+fn hourly_saying(text: &str) -> Config {
+    let text = format!(
+        "timezone = \"UTC\"\ncatch_up = \"6h\"\n[tokens.me]\ntoken_env = \"NOPE\"\n\
+         [[rules]]\nname = \"hourly\"\ntoken = \"me\"\ncron = \"0 * * * *\"\n\
+         status_text = \"{text}\"\nexpire_after = \"2h\"\ndnd = true\n"
+    );
+    load_str(Path::new("test.toml"), &text).unwrap()
+}
+
+/// The rule is known from 09:00, and the 10:00 firing has just been enqueued ahead at
+/// 09:59:59 (one row for the status, one for the DND snooze).
+async fn enqueued_ahead(config: &Config) -> (tempfile::TempDir, Queue, Clock) {
+    let (d, q) = open().await;
+    let clock = Clock::test(at("2026-11-25T09:00:00Z"));
+    let mut s = scheduler(config, &q, &clock).await;
+    clock.jump(TimeDelta::minutes(59) + TimeDelta::seconds(59));
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    (d, q, clock)
+}
+
+#[tokio::test]
+async fn a_firing_is_enqueued_ahead_due_at_its_instant_and_only_once() {
+    let (_d, q) = open().await;
+    let config = hourly("6h");
+    let clock = Clock::test(at("2026-11-25T09:30:00Z"));
+    let mut s = scheduler(&config, &q, &clock).await;
+    let before = at("2026-11-25T10:00:00Z") - TimeDelta::from_std(AHEAD).unwrap();
+    // The test clock also follows real time: a margin for the ticks' own queries.
+    clock.jump(before - clock.now() - TimeDelta::milliseconds(500));
+    assert!(s.tick().await.unwrap().is_empty(), "not yet AHEAD before");
+    // (`jump` counts whole milliseconds.)
+    clock.jump(before - clock.now() + TimeDelta::milliseconds(2));
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let row = &q.list(&[]).await.unwrap()[0];
+    assert_eq!(
+        (row.fire_at, row.not_before),
+        (at("2026-11-25T10:00:00Z"), at("2026-11-25T10:00:00Z"))
+    );
+    assert_eq!(s.next_firing(), Some(at("2026-11-25T11:00:00Z")));
+    // Neither the same scheduler, nor a reload, nor a restart before the instant enqueues it
+    // again, and none of them touches it.
+    assert!(s.tick().await.unwrap().is_empty());
+    for start in [Start::Reload, Start::AfterDowntime] {
+        let mut again = scheduler_on(&config, &q, &clock, start).await;
+        assert!(again.tick().await.unwrap().is_empty(), "{start:?}");
+    }
+    clock.jump(TimeDelta::seconds(2));
+    let mut at_instant = scheduler_on(&config, &q, &clock, Start::Reload).await;
+    assert!(at_instant.tick().await.unwrap().is_empty());
+    assert_eq!(q.count(State::Pending).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_a_rule_supersedes_its_firing_enqueued_ahead_with_every_part() {
+    let (_d, q, clock) = enqueued_ahead(&hourly_saying("old")).await;
+    let ten = at("2026-11-25T10:00:00Z");
+    assert_eq!(q.count(State::Pending).await.unwrap(), 2, "status and DND");
+
+    // Unchanged: left alone.
+    let mut same = scheduler_on(&hourly_saying("old"), &q, &clock, Start::Reload).await;
+    assert!(same.tick().await.unwrap().is_empty());
+    assert_eq!(q.count(State::Pending).await.unwrap(), 2);
+
+    // Changed: both parts superseded, and the new version fires at 10:00 as if newly written.
+    let mut changed = scheduler_on(&hourly_saying("new"), &q, &clock, Start::Reload).await;
+    assert_eq!(changed.tick().await.unwrap().len(), 1);
+    let rows = all_rows(&q).await;
+    let superseded: Vec<_> = rows.iter().filter(|r| r.1 == State::Superseded).collect();
+    assert_eq!(superseded.len(), 2, "{rows:?}");
+    assert!(superseded
+        .iter()
+        .all(|r| r.0 == ten && r.2.as_deref() == Some("config_changed")));
+    let pending: Vec<_> = rows.iter().filter(|r| r.1 == State::Pending).collect();
+    assert_eq!(pending.len(), 2, "{rows:?}");
+    assert!(pending.iter().all(|r| r.0 == ten));
+    assert!(pending.iter().any(|r| r.3 == "new"));
+    // A restart on the new version changes nothing more.
+    let mut restarted = scheduler(&hourly_saying("new"), &q, &clock).await;
+    assert!(restarted.tick().await.unwrap().is_empty());
+    assert_eq!(q.count(State::Pending).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_reload_that_removes_a_rule_supersedes_its_firing_enqueued_ahead() {
+    let (_d, q, clock) = enqueued_ahead(&hourly_saying("old")).await;
+    let none = load_str(
+        Path::new("test.toml"),
+        "timezone = \"UTC\"\n[tokens.me]\ntoken_env = \"NOPE\"\n",
+    )
+    .unwrap();
+    scheduler_on(&none, &q, &clock, Start::Reload).await;
+    assert_eq!(q.count(State::Pending).await.unwrap(), 0);
+    assert_eq!(q.count(State::Superseded).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn after_downtime_a_firing_enqueued_ahead_is_decided_again_by_the_catch_up_rule() {
+    let ten = at("2026-11-25T10:00:00Z");
+    // Down over its instant, back within the on-time grace: the row is the one catch-up
+    // applies, and stays.
+    let (_d, q, clock) = enqueued_ahead(&hourly_saying("old")).await;
+    clock.jump(TimeDelta::seconds(31));
+    let mut s = scheduler(&hourly_saying("old"), &q, &clock).await;
+    assert!(s.tick().await.unwrap().is_empty());
+    assert_eq!(q.count(State::Pending).await.unwrap(), 2);
+
+    // Back at 12:30: 12:00 is the most recent firing of the gap; 10:00 is not applied.
+    let (_d, q, clock) = enqueued_ahead(&hourly_saying("old")).await;
+    clock.jump(at("2026-11-25T12:30:00Z") - clock.now());
+    let mut s = scheduler(&hourly_saying("old"), &q, &clock).await;
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let rows = all_rows(&q).await;
+    let pending: Vec<_> = rows.iter().filter(|r| r.1 == State::Pending).collect();
+    assert!(
+        pending.iter().all(|r| r.0 == at("2026-11-25T12:00:00Z")),
+        "{rows:?}"
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r.0 == ten)
+        .all(|r| r.1 == State::Superseded && r.2.as_deref() == Some("missed")));
+
+    // Back at 10:30 on a changed rule: the old 10:00 goes, the new one is its catch-up.
+    let (_d, q, clock) = enqueued_ahead(&hourly_saying("old")).await;
+    clock.jump(at("2026-11-25T10:30:00Z") - clock.now());
+    let mut s = scheduler(&hourly_saying("new"), &q, &clock).await;
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let rows = all_rows(&q).await;
+    assert!(
+        rows.iter()
+            .filter(|r| r.1 == State::Pending)
+            .all(|r| r.0 == ten && (r.3 == "new" || r.3.is_empty())),
+        "{rows:?}"
+    );
+    assert_eq!(q.count(State::Superseded).await.unwrap(), 2);
+
+    // A reload at 10:00:31 (the daemon was up; its worker is merely behind) leaves it alone.
+    let (_d, q, clock) = enqueued_ahead(&hourly_saying("old")).await;
+    clock.jump(TimeDelta::hours(3));
+    scheduler_on(&hourly_saying("old"), &q, &clock, Start::Reload).await;
+    assert_eq!(q.count(State::Pending).await.unwrap(), 2);
 }

@@ -43,7 +43,7 @@ mod worker;
 
 pub use lock::LockError;
 pub use log_filter::{Applied, LogFilter};
-pub use scheduler::Scheduler;
+pub use scheduler::{Scheduler, Start, AHEAD};
 pub use sender::Sender;
 pub use watch::Trigger;
 pub use worker::{Step, Worker};
@@ -253,7 +253,7 @@ pub async fn run(
         daemon.serve_http(addr, listener);
     }
     daemon.apply_tokens(&secrets).await?;
-    daemon.start_scheduler().await?;
+    daemon.start_scheduler(Start::AfterDowntime).await?;
     daemon.start_calendars().await?;
     daemon.tracker.spawn(external::watch(
         queue.clone(),
@@ -415,7 +415,7 @@ impl Daemon {
 
     /// (Re)start the scheduler on the current rules. Marks live in the database, so a rule
     /// that stays keeps its place and a new rule starts from now.
-    async fn start_scheduler(&mut self) -> Result<(), QueueError> {
+    async fn start_scheduler(&mut self, start: Start) -> Result<(), QueueError> {
         if let Some(old) = self.scheduler.take() {
             stop(old.stop, old.task).await;
         }
@@ -427,6 +427,7 @@ impl Daemon {
             self.clock.clone(),
             self.config.catch_up,
             wakers,
+            start,
         )
         .await?
         .with_metrics(self.metrics.clone());
@@ -542,7 +543,7 @@ impl Daemon {
                 let applied = async {
                     self.apply_tokens(&secrets).await?;
                     fail_removed(&self.queue, &self.config, self.clock.now()).await?;
-                    self.start_scheduler().await?;
+                    self.start_scheduler(Start::Reload).await?;
                     self.start_calendars().await
                 }
                 .await;

@@ -4,6 +4,13 @@
 //! most [`crate::clock::MAX_NAP`], to follow the wall clock across a suspend or a clock
 //! change). The decisions — which firing to apply after a gap, and what it sets — are the
 //! pure functions [`firing_to_apply`] and [`patch_for`].
+//!
+//! A firing is committed up to [`AHEAD`] before its instant, with its instant as the row's
+//! not-before time: the worker sleeps until then, so that at the instant no transaction
+//! stands between the timer and the request. Each mark keeps a [`fingerprint`] of the rule,
+//! and a start or reload that finds a rule changed or gone while its firing waits rewinds it
+//! (`Queue::rewind_rules`): the waiting rows are superseded and the new version fires as if
+//! newly written.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -18,12 +25,37 @@ use crate::clock::Clock;
 use crate::config::Rule;
 use crate::observe::Metrics;
 use crate::profile::{Dnd, Patch, Status};
-use crate::queue::{Advance, NewUpdate, Queue, QueueError, Target};
+use crate::queue::{Advance, NewUpdate, Queue, QueueError, RuleMark, Target, CONFIG_CHANGED};
 use crate::schedule::{expiry_instant, last_firing_in, next_firing};
 
 /// A firing this late is still "on time" and applied even with `catch_up = "0s"`: the
 /// scheduler itself can wake a little late, and a short suspend should not drop a status.
 pub const ON_TIME: Duration = Duration::from_secs(60);
+
+/// How long before its instant a firing is committed to the queue. Long enough for a
+/// thousand rows' commit on a loaded machine; short enough that a reload seldom finds a
+/// firing waiting.
+pub const AHEAD: Duration = Duration::from_secs(2);
+
+/// [`AHEAD`] as a `TimeDelta`.
+fn ahead() -> TimeDelta {
+    TimeDelta::from_std(AHEAD).expect("AHEAD is a few seconds")
+}
+
+/// A fingerprint of everything in `rule` that decides its firings and what they set: a rule
+/// whose fingerprint differs from its mark's has changed. Stable across runs and builds of
+/// the same version (FNV-1a over the rule's `Debug` text, its file left out: moving a rule to
+/// another drop-in changes nothing); a new version may see every rule as changed once, which
+/// only re-enqueues the firings waiting ahead.
+pub fn fingerprint(rule: &Rule) -> i64 {
+    let mut bare = rule.clone();
+    bare.file = std::path::PathBuf::new();
+    let text = format!("{bare:?}");
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash as i64
+}
 
 /// Of the firings of one rule that fell in a gap, the one to apply: the most recent, and only
 /// if it is within `max(catch_up, ON_TIME)` of `now` and its status has not expired yet.
@@ -64,6 +96,78 @@ pub fn patch_for(rule: &Rule, fired: DateTime<Utc>) -> Patch {
     }
 }
 
+/// How a scheduler starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The daemon's start: it may have been down at the instants of firings it enqueued
+    /// ahead.
+    AfterDowntime,
+    /// A reload of the running daemon: what waits in the queue is due as it stands.
+    Reload,
+}
+
+/// Where a rule resumes at a start or reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// New to the daemon: from now.
+    New,
+    /// From its stored mark.
+    Keep(DateTime<Utc>),
+    /// From `to`, with its firings enqueued ahead after `to` superseded for `reason`.
+    Rewind {
+        /// The mark it resumes from.
+        to: DateTime<Utc>,
+        /// [`CONFIG_CHANGED`] or [`MISSED`].
+        reason: &'static str,
+    },
+}
+
+/// The reason recorded on a firing enqueued ahead whose instant passed while the daemon was
+/// down, and that the catch-up rule does not apply (a later firing is, or it is too old).
+pub const MISSED: &str = "missed";
+
+/// Where `rule` (fingerprint `print`) resumes at `now`, from its `stored` mark and, after
+/// downtime, the instant of a firing enqueued ahead that is still unsent (`missed`).
+///
+/// A rule changed while a firing waited ahead is rewound to now, so that its new version fires
+/// at its instants as if newly written (SPEC §4). A firing whose instant passed while the daemon
+/// was down is decided again as if it had never been enqueued: it stays if it is the one the
+/// catch-up rule applies, and is superseded otherwise.
+pub fn resume(
+    rule: &Rule,
+    print: i64,
+    stored: Option<RuleMark>,
+    missed: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    catch_up: Duration,
+) -> Resume {
+    let Some(stored) = stored else {
+        return Resume::New;
+    };
+    let changed = stored.fingerprint != Some(print);
+    if let Some(at) = missed {
+        let before = at - TimeDelta::milliseconds(1);
+        if changed {
+            return Resume::Rewind {
+                to: before,
+                reason: CONFIG_CHANGED,
+            };
+        }
+        if firing_to_apply(rule, before, now, catch_up) != Some(at) {
+            return Resume::Rewind {
+                to: before,
+                reason: MISSED,
+            };
+        }
+    } else if changed && stored.until > now {
+        return Resume::Rewind {
+            to: now,
+            reason: CONFIG_CHANGED,
+        };
+    }
+    Resume::Keep(stored.until)
+}
+
 /// The scheduler of one set of rules.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -80,6 +184,8 @@ pub struct Scheduler {
     wakers: HashMap<String, Arc<Notify>>,
     /// Per rule index, the instant up to which it has been scheduled.
     marks: Vec<DateTime<Utc>>,
+    /// Per rule index, its [`fingerprint`], written with each mark.
+    fingerprints: Vec<i64>,
     /// (next firing, rule index), earliest first.
     heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
     /// Told whether each tick worked, for `/healthz`.
@@ -87,35 +193,81 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Load every rule's mark; a rule new to the daemon starts from now.
+    /// Load every rule's mark and decide, per rule, where it resumes ([`resume`]): a rule
+    /// new to the daemon starts from now, one changed or removed while a firing of it waited
+    /// ahead is rewound (that firing superseded), and after downtime a firing enqueued ahead
+    /// whose instant passed unsent is decided again by the catch-up rule.
     pub async fn new(
         rules: Arc<[Rule]>,
         queue: Queue,
         clock: Clock,
         catch_up: Duration,
         wakers: HashMap<String, Arc<Notify>>,
+        start: Start,
     ) -> Result<Scheduler, QueueError> {
         let now = clock.now();
-        let known = queue.rule_marks().await?;
+        let mut known = queue.rule_marks().await?;
+        let mut missed = match start {
+            Start::AfterDowntime => queue.unsent_ahead(now).await?,
+            Start::Reload => HashMap::new(),
+        };
         let mut marks = Vec::with_capacity(rules.len());
+        let mut fingerprints = Vec::with_capacity(rules.len());
         let mut heap = BinaryHeap::with_capacity(rules.len());
         let mut new_rules = Vec::new();
+        let mut rewinds: HashMap<&'static str, Vec<(String, DateTime<Utc>)>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
-            let mark = match known.get(&rule.name) {
-                Some(m) => *m,
-                None => {
+            let print = fingerprint(rule);
+            let stored = known.remove(&rule.name);
+            let missed = missed.remove(&rule.name);
+            let mark = match resume(rule, print, stored, missed, now, catch_up) {
+                Resume::New => {
                     new_rules.push(Advance {
                         rule: rule.name.clone(),
                         until: now,
+                        fingerprint: Some(print),
                         firing: None,
                     });
                     now
+                }
+                Resume::Keep(mark) => mark,
+                Resume::Rewind { to, reason } => {
+                    rewinds
+                        .entry(reason)
+                        .or_default()
+                        .push((rule.name.clone(), to));
+                    to
                 }
             };
             if let Some(next) = next_firing(&rule.schedule, rule.timezone, &rule.skip_dates, mark) {
                 heap.push(Reverse((next, i)));
             }
             marks.push(mark);
+            fingerprints.push(print);
+        }
+        // What is left are the marks of rules no longer configured: what waits for them goes.
+        for (name, mark) in known {
+            let to = match missed.remove(&name) {
+                Some(at) => at - TimeDelta::milliseconds(1),
+                None if mark.until > now => now,
+                None => continue,
+            };
+            rewinds.entry(CONFIG_CHANGED).or_default().push((name, to));
+        }
+        for (reason, rules) in rewinds {
+            let superseded = queue.rewind_rules(&rules, reason, now).await?;
+            if superseded > 0 {
+                tracing::info!(
+                    rows = superseded,
+                    reason,
+                    "firings enqueued ahead superseded: {}",
+                    match reason {
+                        MISSED =>
+                            "the daemon was down at their instant and catch_up does not apply them",
+                        _ => "their rules changed or were removed",
+                    }
+                );
+            }
         }
         // One transaction for every new rule, not one commit each.
         queue.advance_rules(&new_rules, now).await?;
@@ -126,6 +278,7 @@ impl Scheduler {
             catch_up,
             wakers,
             marks,
+            fingerprints,
             heap,
             metrics: Metrics::default(),
         })
@@ -142,13 +295,14 @@ impl Scheduler {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Enqueue everything due at the current wall-clock time, in one transaction. Returns the
-    /// ids enqueued.
+    /// Enqueue everything due by [`AHEAD`] from the current wall-clock time, in one
+    /// transaction. Returns the ids enqueued.
     pub async fn tick(&mut self) -> Result<Vec<i64>, QueueError> {
         let now = self.clock.now();
+        let horizon = now + ahead();
         let mut due = Vec::new();
         while let Some(Reverse((at, i))) = self.heap.peek().copied() {
-            if at > now {
+            if at > horizon {
                 break;
             }
             self.heap.pop();
@@ -159,25 +313,31 @@ impl Scheduler {
         }
         let advances: Vec<Advance> = due
             .iter()
-            .map(|&(_, i)| {
+            .map(|&(at, i)| {
                 let rule = &self.rules[i];
-                let firing =
-                    firing_to_apply(rule, self.marks[i], now, self.catch_up).map(|fired| {
-                        NewUpdate {
-                            rule: Some(rule.name.clone()),
-                            target: Target {
-                                token: rule.token.clone(),
-                                user: rule.user.clone(),
-                            },
-                            fire_at: fired,
-                            patch: patch_for(rule, fired),
-                            respect_manual: rule.respect_manual,
-                            restore: rule.restore,
-                        }
-                    });
+                // Ahead of its instant, the firing itself; at or past it, what the gap since
+                // the mark calls for.
+                let (until, fired) = if at > now {
+                    (at, Some(at))
+                } else {
+                    let fired = firing_to_apply(rule, self.marks[i], now, self.catch_up);
+                    (now, fired)
+                };
+                let firing = fired.map(|fired| NewUpdate {
+                    rule: Some(rule.name.clone()),
+                    target: Target {
+                        token: rule.token.clone(),
+                        user: rule.user.clone(),
+                    },
+                    fire_at: fired,
+                    patch: patch_for(rule, fired),
+                    respect_manual: rule.respect_manual,
+                    restore: rule.restore,
+                });
                 Advance {
                     rule: rule.name.clone(),
-                    until: now,
+                    until,
+                    fingerprint: Some(self.fingerprints[i]),
                     firing,
                 }
             })
@@ -202,7 +362,7 @@ impl Scheduler {
         let mut enqueued = Vec::new();
         for ((at, i), (advance, id)) in due.into_iter().zip(advances.iter().zip(ids)) {
             let rule = &self.rules[i];
-            self.marks[i] = self.marks[i].max(now);
+            self.marks[i] = self.marks[i].max(advance.until);
             match (&advance.firing, id) {
                 (Some(f), Some(id)) => {
                     tracing::info!(rule = %rule.name, target = %f.target, id, at = %f.fire_at, "fired");
@@ -237,7 +397,7 @@ impl Scheduler {
                     self.metrics.scheduled(true);
                     next.send_replace(self.next_firing());
                     match self.next_firing() {
-                        Some(at) => self.clock.nap_until(at),
+                        Some(at) => self.clock.nap_until(at - ahead()),
                         None => crate::clock::MAX_NAP,
                     }
                 }

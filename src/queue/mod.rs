@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use crate::profile::Patch;
 use crate::throttle::Method;
 
+mod ahead;
 mod batch;
 mod calendar;
 mod depth;
@@ -32,13 +33,14 @@ mod model;
 mod restore;
 mod writer;
 
+pub use ahead::CONFIG_CHANGED;
 pub use calendar::{CalendarCopy, CalendarFiring, CalendarRow, ShownRow, CALENDAR_CHANGED};
 pub use depth::Depth;
 pub use error::QueueError;
 pub use merge::{merge, MergeInput, MergePlan};
 pub use model::{
-    Advance, Batch, Claim, Finish, LastSend, NewUpdate, ReadyTarget, State, Target, TokenSummary,
-    Update,
+    Advance, Batch, Claim, Finish, LastSend, NewUpdate, ReadyTarget, RuleMark, State, Target,
+    TokenSummary, Update,
 };
 pub use restore::{LeaveRestore, SavedRestore, WaitingRestore};
 pub use writer::Health;
@@ -324,6 +326,7 @@ impl Queue {
         let advance = Advance {
             rule: rule.to_string(),
             until,
+            fingerprint: None,
             firing: firing.cloned(),
         };
         Ok(self.advance_rules(&[advance], now).await?.pop().flatten())
@@ -353,12 +356,18 @@ impl Queue {
     }
 
     /// Every rule's mark, by rule name.
-    pub async fn rule_marks(&self) -> Result<HashMap<String, DateTime<Utc>>, QueueError> {
-        let rows = sqlx::query("SELECT rule, scheduled_until FROM rule_marks")
+    pub async fn rule_marks(&self) -> Result<HashMap<String, RuleMark>, QueueError> {
+        let rows = sqlx::query("SELECT rule, scheduled_until, fingerprint FROM rule_marks")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("rule")?, from_ms(r.try_get("scheduled_until")?))))
+            .map(|r| {
+                let mark = RuleMark {
+                    until: from_ms(r.try_get("scheduled_until")?),
+                    fingerprint: r.try_get("fingerprint")?,
+                };
+                Ok((r.try_get("rule")?, mark))
+            })
             .collect()
     }
 
@@ -681,9 +690,9 @@ async fn advance_marks(
     now: DateTime<Utc>,
 ) -> Result<Vec<Option<i64>>, QueueError> {
     let names: Vec<&str> = advances.iter().map(|a| a.rule.as_str()).collect();
-    let marks: Vec<(&str, i64)> = advances
+    let marks: Vec<(&str, i64, Option<i64>)> = advances
         .iter()
-        .map(|a| (a.rule.as_str(), ms(a.until)))
+        .map(|a| (a.rule.as_str(), ms(a.until), a.fingerprint))
         .collect();
     let stored: HashMap<String, i64> = sqlx::query(
         "SELECT rule, scheduled_until FROM rule_marks
@@ -709,10 +718,11 @@ async fn advance_marks(
     let ids = insert_firings(conn, &fresh_rows, now).await?;
     // `WHERE true` tells the parser that ON CONFLICT belongs to the INSERT, not a join.
     sqlx::query(
-        "INSERT INTO rule_marks (rule, scheduled_until)
-             SELECT m.value ->> 0, m.value ->> 1 FROM json_each(?1) AS m WHERE true
+        "INSERT INTO rule_marks (rule, scheduled_until, fingerprint)
+             SELECT m.value ->> 0, m.value ->> 1, m.value ->> 2 FROM json_each(?1) AS m WHERE true
              ON CONFLICT (rule) DO UPDATE
-                 SET scheduled_until = max(scheduled_until, excluded.scheduled_until)",
+                 SET scheduled_until = max(scheduled_until, excluded.scheduled_until),
+                     fingerprint = coalesce(excluded.fingerprint, fingerprint)",
     )
     .bind(serde_json::to_string(&marks).expect("marks serialize"))
     .execute(&mut *conn)

@@ -122,8 +122,19 @@ pub struct Advance {
     pub rule: String,
     /// The instant it has now been scheduled up to.
     pub until: DateTime<Utc>,
+    /// The fingerprint of the rule it was scheduled with (`None`: leave the stored one).
+    pub fingerprint: Option<i64>,
     /// The firing to enqueue, if any.
     pub firing: Option<NewUpdate>,
+}
+
+/// A rule's mark, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleMark {
+    /// The instant up to which its firings have been enqueued.
+    pub until: DateTime<Utc>,
+    /// The fingerprint of the rule they were enqueued for (`None`: an older build's mark).
+    pub fingerprint: Option<i64>,
 }
 
 /// A row of the queue.
