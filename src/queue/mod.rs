@@ -28,6 +28,7 @@ mod batch;
 mod calendar;
 mod depth;
 mod error;
+pub mod lease;
 mod merge;
 mod model;
 mod restore;
