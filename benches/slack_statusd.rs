@@ -1,10 +1,12 @@
 //! The benchmark of issue 5: rate-budget use, firing precision, footprint and scale, and queue
 //! throughput, each against a baseline measured in the same run; and issue 12's calendar
-//! expansion against the parse of the same feed. Results: BENCHMARKS.md.
+//! expansion against the parse of the same feed; issue 14 reworked budget (four rows at a 50
+//! and a 200 ms round trip) and precision (a ratio to the floor, median of five alternating
+//! runs). Results: BENCHMARKS.md.
 //!
-//! Run with `cargo bench --bench slack_statusd` (about four minutes); name sections after `--`
-//! to run only those: `cargo bench --bench slack_statusd -- budget precision footprint queue
-//! calendar`.
+//! Run with `cargo bench --bench slack_statusd` (about six minutes: budget two, precision one);
+//! name sections after `--` to run only those: `cargo bench --bench slack_statusd -- budget
+//! precision footprint queue calendar`.
 //!
 //! The daemon is the real release binary, driven like `tests/e2e.rs` drives it, against the
 //! fake Slack of `tests/common` (127.0.0.1, limits enforced exactly). Under `cargo test` this
