@@ -732,7 +732,8 @@ struct Precision {
     arrivals: Vec<f64>,
     /// Scheduled instant → request start in the daemon, ms, sorted.
     starts: Vec<f64>,
-    /// Scheduled instant → the scheduler's last "fired" log line (rows committed), ms.
+    /// Scheduled instant → the scheduler's last "fired" log line (rows committed), ms; negative
+    /// where the scheduler commits firings ahead of their instant.
     fired_ms: f64,
     /// Spawn → "started".
     ready: Duration,
@@ -812,7 +813,7 @@ async fn precision(table: &mut Table) {
         let p = &run.daemon;
         println!(
             "  run {n}: daemon ({PRECISION_TOKENS} tokens ready in {:.2} s): rows committed \
-             +{:.0} ms; request starts first +{:.0} ms, {}; arrivals {}",
+             {:+.0} ms; request starts first {:+.0} ms, {}; arrivals {}",
             p.ready.as_secs_f64(),
             p.fired_ms,
             p.starts.first().copied().unwrap_or(f64::NAN),
@@ -857,7 +858,7 @@ async fn precision(table: &mut Table) {
              the median run, {n})"
         ),
         format!(
-            "{}; all rows committed at +{:.0} ms",
+            "{}; all rows committed at {:+.0} ms",
             precision_fmt(&mid.daemon.starts),
             mid.daemon.fired_ms
         ),
