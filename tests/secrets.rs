@@ -114,7 +114,10 @@ async fn the_token_appears_in_no_log_and_nowhere_in_the_database() {
     );
     let setup = Setup::new(
         &slack,
+        // One request at a time: the script's faults then meet the rows in order, so that
+        // invalid_auth comes while a row is still pending, to be held.
         "[retry]\nmax_attempts = 20\ninitial_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n\
+         [limits]\nin_flight = 1\n\
          [tokens.canary]\ntoken_env = \"CANARY_TOKEN\"\n",
     );
     let (cfg, db, dir) = (setup.cfg.clone(), setup.db(), &setup.dir);
