@@ -143,6 +143,46 @@ fn set_and_queue_never_create_a_database() {
 }
 
 #[test]
+fn a_postgres_database_is_checked_but_not_yet_opened_and_never_shown_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("database = \"postgres://statusd@db.internal/secret-db-name\"\n{COFFEE}"),
+    );
+    let o = run(&["--config", &cfg, "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for args in [
+        vec!["queue"],
+        vec!["status"],
+        vec!["set", "--token", "alice", "--text", "hi"],
+    ] {
+        let mut full = vec!["--config", cfg.as_str()];
+        full.extend(args.iter());
+        let o = run(&full);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(
+                "database postgres://db.internal: this build keeps its queue in SQLite only"
+            ),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("secret-db-name") && !err.contains("statusd@"),
+            "{err}"
+        );
+    }
+    let o = Command::new(common::bin())
+        .args(["--config", &cfg, "run"])
+        .env("SLACK_TOKEN_ALICE", "xoxp-1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("SQLite only"), "{}", stderr(&o));
+}
+
+#[test]
 fn a_missing_config_is_an_input_error() {
     let o = run(&["--config", "/nonexistent/slack-statusd.toml", "check"]);
     assert_eq!(o.status.code(), Some(1));

@@ -154,7 +154,12 @@ fn rule_name_and_token_are_required_and_checked() {
 fn every_top_level_validation_reports_its_location() {
     #[rustfmt::skip]
     let cases = [
-        ("unknown key", "database = \"q.db\"\ncolour = 1\n", 2, 1, "unknown top-level key \"colour\"; allowed keys are database, timezone"),
+        ("unknown key", "database = \"q.db\"\ncolour = 1\n", 2, 1, "unknown top-level key \"colour\"; allowed keys are database, database_password_file, lease, timezone"),
+        ("database scheme", "database = \"mysql://u@db/q\"\n", 1, 12, "database: the scheme mysql:// is not supported; write a file path for SQLite, or a postgres:// or postgresql:// URL"),
+        ("database password", "database = \"postgres://u:hunter2@db/q\"\n", 1, 12, "database: this URL holds a password; remove it and put the password in database_password_file"),
+        ("lease without postgres", "database = \"q.db\"\nlease = \"30s\"\n", 2, 9, "lease is for several instances sharing a PostgreSQL database"),
+        ("lease too short", "database = \"postgres://u@db/q\"\nlease = \"10s\"\n", 2, 9, "lease must be at least 15s"),
+        ("password file without postgres", "database_password_file = \"pg.pass\"\n", 1, 26, "database_password_file is for a PostgreSQL database"),
         ("database type", "database = 5\n", 1, 12, "database must be a string"),
         ("unknown zone", "timezone = \"Europe/Berln\"\n", 1, 12, "timezone: unknown time zone \"Europe/Berln\""),
         ("api_url scheme", "api_url = \"slack.com/api\"\n", 1, 11, "api_url must start with http:// or https://"),
@@ -443,7 +448,8 @@ fn defaults() {
     assert_eq!(c.timezone, system);
     // The default database is a queue.db somewhere absolute (where depends on the
     // environment; the rules are unit-tested in config::paths).
-    assert!(c.database.is_absolute() && c.database.ends_with("queue.db"));
+    let db = c.database.sqlite().unwrap();
+    assert!(db.is_absolute() && db.ends_with("queue.db"));
 }
 
 #[test]
@@ -472,13 +478,16 @@ fn a_relative_database_is_relative_to_the_config_folder() {
         "database = \"q.db\"\n",
     )
     .unwrap();
-    assert_eq!(c.database, Path::new("/srv/statusd/q.db"));
+    assert_eq!(c.database.sqlite(), Some(Path::new("/srv/statusd/q.db")));
     let c = load_str(Path::new("/srv/config.toml"), "database = \"/data/q.db\"\n").unwrap();
-    assert_eq!(c.database, Path::new("/data/q.db"));
+    assert_eq!(c.database.sqlite(), Some(Path::new("/data/q.db")));
     // A relative config path is made absolute against the working directory.
     let c = load_str(Path::new("cfg/config.toml"), "database = \"q.db\"\n").unwrap();
     let cwd = std::env::current_dir().unwrap();
-    assert_eq!(c.database, cwd.join("cfg").join("q.db"));
+    assert_eq!(
+        c.database.sqlite(),
+        Some(cwd.join("cfg").join("q.db").as_path())
+    );
 }
 
 #[test]
@@ -721,7 +730,10 @@ fn shipped(name: &str) -> PathBuf {
 fn the_demo_config_is_valid_and_every_rule_fires_within_a_minute() {
     let path = shipped("example.toml");
     let c = load(&path).unwrap();
-    assert_eq!(c.database, path.parent().unwrap().join("demo.db"));
+    assert_eq!(
+        c.database.sqlite(),
+        Some(path.parent().unwrap().join("demo.db").as_path())
+    );
     assert_eq!(
         c.tokens["demo"],
         TokenSource::Env("SLACK_TOKEN_DEMO".into())
@@ -1394,4 +1406,32 @@ fn check_reports_control_characters_in_names_without_printing_them() {
         .filter(|l| l.starts_with("INFO") || l.bytes().any(|b| b.is_ascii_control()))
         .collect();
     assert!(forged.is_empty(), "forged or raw lines: {forged:?}");
+}
+
+#[test]
+fn a_postgres_database_is_shown_by_scheme_and_host_with_its_password_file_and_lease() {
+    let c = load_str(
+        Path::new("/srv/config.toml"),
+        "database = \"postgres://statusd@db.internal:5432/statusd?sslmode=verify-full\"\n\
+         database_password_file = \"pg.pass\"\nlease = \"20s\"\n",
+    )
+    .unwrap();
+    let slack_statusd::config::Database::Postgres(pg) = &c.database else {
+        panic!("PostgreSQL: {:?}", c.database);
+    };
+    assert_eq!(c.database.to_string(), "postgres://db.internal");
+    assert_eq!(format!("{:?}", c.database), "Postgres(Postgres { url: SecretUrl(postgres://db.internal), password_file: Some(\"/srv/pg.pass\"), lease: 20s })");
+    assert_eq!(pg.lease, std::time::Duration::from_secs(20));
+    let c = load_str(
+        Path::new("/srv/config.toml"),
+        "database = \"postgresql://db/q\"\n",
+    )
+    .unwrap();
+    let slack_statusd::config::Database::Postgres(pg) = &c.database else {
+        panic!("PostgreSQL");
+    };
+    assert_eq!(
+        (pg.lease, &pg.password_file),
+        (std::time::Duration::from_secs(15), &None)
+    );
 }

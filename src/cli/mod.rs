@@ -97,6 +97,9 @@ pub enum CliError {
         /// Why the fetch failed.
         source: FeedError,
     },
+    /// The config names a PostgreSQL queue, which this build cannot open yet.
+    #[error("database {0}: this build keeps its queue in SQLite only (PostgreSQL, SPEC §8, is not built yet); set database to a file path")]
+    NoPostgres(String),
     /// Another I/O failure: writing the output, signal handlers, the dry run's folder.
     #[error("{what}: {source}")]
     Io {
@@ -128,6 +131,7 @@ impl CliError {
             | CliError::Lock(_)
             | CliError::Fetcher(_)
             | CliError::Feed { .. }
+            | CliError::NoPostgres(_)
             | CliError::Io { .. } => false,
         }
     }
@@ -155,11 +159,20 @@ pub fn load(path: &Path) -> Result<Config, CliError> {
     Ok(config)
 }
 
+/// The SQLite file of `config`'s queue.
+fn sqlite_file(config: &Config) -> Result<&Path, CliError> {
+    config
+        .database
+        .sqlite()
+        .ok_or_else(|| CliError::NoPostgres(config.database.to_string()))
+}
+
 /// Open the existing queue of `config` (the CLI never creates one).
 async fn open_existing(config: &Config) -> Result<Queue, CliError> {
-    Queue::open(&config.database, false)
+    let file = sqlite_file(config)?;
+    Queue::open(file, false)
         .await
-        .map_err(|e| e.at(&config.database).into())
+        .map_err(|e| e.at(file).into())
 }
 
 /// Close the queue after a command and hand any file SQLite created (`-wal`, `-shm`, as

@@ -32,7 +32,7 @@ pub async fn run(config: Config, dry_run: bool, log_filter: LogFilter) -> Result
     };
     let db_path = match &scratch {
         Some(dir) => dir.path().join("dry-run.db"),
-        None => config.database.clone(),
+        None => super::sqlite_file(&config)?.to_path_buf(),
     };
     let _lock = daemon::lock::lock(&db_path)?;
     let queue = Queue::open(&db_path, true)

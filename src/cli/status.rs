@@ -45,7 +45,7 @@ pub async fn status(
         .into_iter()
         .map(|s| (s.token.clone(), s))
         .collect();
-    let holder = lock::holder(&config.database);
+    let holder = config.database.sqlite().and_then(lock::holder);
     // Every configured token, and any token the queue still names (removed from the config).
     let mut tokens: Vec<TokenSummary> = config
         .tokens
@@ -70,7 +70,7 @@ pub async fn status(
     if json {
         let value = json!({
             "daemon": holder.as_ref().map(|pid| json!({"pid": pid})),
-            "database": config.database.display().to_string(),
+            "database": config.database.to_string(),
             "tokens": tokens.iter().map(|t| token_json(t, config)).collect::<Vec<_>>(),
             "calendars": calendars.iter().map(|(name, at)| json!({
                 "calendar": name,
@@ -84,7 +84,7 @@ pub async fn status(
         Some(pid) => line(out, format_args!("daemon: running (pid {pid})"))?,
         None => line(out, "daemon: not running")?,
     }
-    line(out, format_args!("database: {}", config.database.display()))?;
+    line(out, format_args!("database: {}", config.database))?;
     line(out, "tokens:")?;
     if tokens.is_empty() {
         line(out, "  (none configured)")?;

@@ -18,6 +18,15 @@ pub struct SecretUrl {
 }
 
 impl SecretUrl {
+    /// A URL shown as `shown` (its scheme and host).
+    pub(super) fn new(url: String, shown: String) -> SecretUrl {
+        SecretUrl {
+            url,
+            shown,
+            plain_http: false,
+        }
+    }
+
     /// Scheme and host only, for logs, errors, metrics and the CLI.
     pub fn display(&self) -> &str {
         &self.shown
@@ -102,7 +111,7 @@ pub(crate) fn classify(text: &str) -> Result<Address, String> {
 }
 
 /// The scheme of `text` if it starts like a URL (`letters://`), else `None` (a file path).
-fn scheme_of(text: &str) -> Option<&str> {
+pub(super) fn scheme_of(text: &str) -> Option<&str> {
     let (scheme, _) = text.split_once("://")?;
     let mut chars = scheme.chars();
     let first = chars.next()?;

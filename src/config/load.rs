@@ -8,13 +8,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::calendars;
+use super::database::DatabaseValue;
 use super::paths::{self, Env};
 use super::rules::RuleDraft;
 use super::span::LineIndex;
 use super::token_file::{self, OpenError};
 use super::top::{self, FileOut, Globals, RawToken};
 use super::walk::{shown, Ctx};
-use super::{Config, ConfigError, Problem, Rule, TokenSource};
+use super::{Config, ConfigError, Database, Postgres, Problem, Rule, TokenSource};
+use crate::queue::lease::MIN_LEASE;
 
 /// Folder of drop-in files, beside the main config file.
 const DROP_IN_DIR: &str = "config.d";
@@ -422,7 +424,7 @@ fn build(
     Config {
         path: main.to_path_buf(),
         files: paths,
-        database: paths::database_path(main, globals.database.as_deref(), env),
+        database: database(main, &globals, env),
         timezone: zone,
         api_url: globals
             .api_url
@@ -483,4 +485,23 @@ fn finish_rule(d: RuleDraft, file: &Path, zone: chrono_tz::Tz, globals: &Globals
         restore: body.parts.restore,
         file: file.to_path_buf(),
     })
+}
+
+/// The queue the globals name: an SQLite file resolved against the config's folder (or the
+/// default's), or a PostgreSQL server with its password file resolved like a `token_file`.
+fn database(main: &Path, globals: &Globals, env: &Env) -> Database {
+    match &globals.database {
+        Some(DatabaseValue::Postgres(url)) => Database::Postgres(Postgres {
+            url: url.clone(),
+            password_file: globals
+                .database_password_file
+                .as_deref()
+                .map(|f| paths::token_file_path(main, f, env)),
+            lease: globals.lease.unwrap_or(MIN_LEASE),
+        }),
+        Some(DatabaseValue::File(file)) => {
+            Database::Sqlite(paths::database_path(main, Some(file), env))
+        }
+        None => Database::Sqlite(paths::database_path(main, None, env)),
+    }
 }

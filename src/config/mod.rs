@@ -37,6 +37,7 @@ use crate::schedule::{DateRange, Schedule};
 
 mod address;
 mod calendars;
+mod database;
 mod http;
 mod load;
 mod paths;
@@ -55,6 +56,7 @@ pub use calendars::{
     Busy, Calendar, CalendarSource, Feed, FeedRead, MapEntry, MapStatus, UrlFile, UrlFileCheck,
     UrlFileError,
 };
+pub use database::{Database, Postgres};
 pub use http::Http;
 pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;
@@ -244,9 +246,9 @@ pub struct Config {
     pub path: PathBuf,
     /// The files read: the main file, then drop-ins in name order.
     pub files: Vec<PathBuf>,
-    /// The queue database, resolved (relative paths against the config's folder; defaults
-    /// per SPEC §3).
-    pub database: PathBuf,
+    /// The queue: an SQLite file, resolved (relative paths against the config's folder;
+    /// defaults per SPEC §3), or a PostgreSQL server (SPEC §8).
+    pub database: Database,
     /// Default zone for rules that name none.
     pub timezone: Tz,
     /// Base URL of the Web API, without a trailing slash.

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use toml::de::{DeTable, DeValue};
 
 use super::calendars::{self, CalendarDraft};
+use super::database::{self, DatabaseValue};
 use super::http::{self, Http};
 use super::rules::{self, Named, RuleDraft};
 use super::sections;
@@ -19,6 +20,8 @@ use crate::schedule::DateRange;
 /// Keys of the main file.
 const TOP_KEYS: &[&str] = &[
     "database",
+    "database_password_file",
+    "lease",
     "timezone",
     "api_url",
     "catch_up",
@@ -60,8 +63,12 @@ const DEFAULT_LOG_LEVEL: &str = "info";
 /// The top-level settings of the main file, with defaults for what it leaves out.
 #[derive(Debug, Clone)]
 pub(crate) struct Globals {
-    /// `database` as written (resolved later).
-    pub database: Option<String>,
+    /// `database` as written (a file is resolved later).
+    pub database: Option<DatabaseValue>,
+    /// `database_password_file` as written (resolved later, like a `token_file`).
+    pub database_password_file: Option<String>,
+    /// `lease`.
+    pub lease: Option<Duration>,
     /// `timezone`; `None` means the system zone.
     pub timezone: Option<Tz>,
     /// `api_url` without a trailing slash.
@@ -88,6 +95,8 @@ impl Default for Globals {
     fn default() -> Self {
         Globals {
             database: None,
+            database_password_file: None,
+            lease: None,
             timezone: None,
             api_url: None,
             catch_up: DEFAULT_CATCH_UP,
@@ -287,7 +296,39 @@ fn drop_in_keys(ctx: &mut Ctx<'_>, doc: &Table<'_>, main: &Path) {
 fn globals(ctx: &mut Ctx<'_>, doc: &Table<'_>) -> Globals {
     let mut g = Globals::default();
     if let Some(v) = doc.get("database") {
-        g.database = ctx.non_empty("database", v).map(str::to_string);
+        if let Some(text) = ctx.non_empty("database", v) {
+            match database::classify(text) {
+                Ok(d) => g.database = Some(d),
+                Err(problem) => ctx.error(&v.span(), format!("database: {problem}")),
+            }
+        }
+    }
+    let postgres = matches!(g.database, Some(DatabaseValue::Postgres(_)));
+    if let Some(v) = doc.get("database_password_file") {
+        if let Some(text) = ctx.non_empty("database_password_file", v) {
+            if postgres {
+                g.database_password_file = Some(text.to_string());
+            } else {
+                ctx.error(
+                    &v.span(),
+                    "database_password_file is for a PostgreSQL database; remove it, or set                      database to a postgres:// URL",
+                );
+            }
+        }
+    }
+    if let Some(v) = doc.get("lease") {
+        if let Some(lease) = ctx.duration("lease", v) {
+            if !postgres {
+                ctx.error(
+                    &v.span(),
+                    "lease is for several instances sharing a PostgreSQL database; remove it,                      or set database to a postgres:// URL",
+                );
+            } else if let Some(problem) = database::lease_problem(lease) {
+                ctx.error(&v.span(), problem);
+            } else {
+                g.lease = Some(lease);
+            }
+        }
     }
     if let Some(v) = doc.get("timezone") {
         g.timezone = rules::zone(ctx, "", v);
