@@ -18,6 +18,8 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+pub mod postgres;
+
 /// Lines 1–5 of a config with one rule (`r`, token `alice`); a case's body starts on line 6.
 pub const RULE_HEAD: &str = "[tokens.alice]
 token_env = \"SLACK_TOKEN_ALICE\"
