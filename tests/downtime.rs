@@ -178,6 +178,68 @@ fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, h, m, s).unwrap()
 }
 
+/// A firing queued ahead (the scheduler commits each one `AHEAD` of its instant) whose
+/// instant passed while the daemon was down is decided again by the catch-up rule before any
+/// worker may claim it: two minutes late with `catch_up = "0s"`, it is superseded as missed
+/// and never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_queued_ahead_and_missed_by_the_downtime_is_decided_before_any_worker_sends_it() {
+    use slack_statusd::daemon::scheduler::{fingerprint, patch_for};
+    use slack_statusd::queue::{Advance, NewUpdate, Queue, Target};
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &[TOKEN]).await;
+    let now = Utc::now();
+    let minute = now.timestamp() - 120;
+    let fired = DateTime::from_timestamp(minute - minute.rem_euclid(60), 0).unwrap();
+    let body = format!(
+        "timezone = \"UTC\"\ncatch_up = \"0s\"\n[tokens.me]\ntoken_env = \"DOWNTIME_TOKEN\"\n\
+         [[rules]]\nname = \"daily\"\ntoken = \"me\"\nat = \"{}\"\nstatus_text = \"Late\"\n",
+        fired.format("%H:%M")
+    );
+    let setup = Setup::new(&slack, &body);
+    let config = load_str(&setup.cfg, &std::fs::read_to_string(&setup.cfg).unwrap()).unwrap();
+    let rule = &config.rules[0];
+    // What the stopped daemon left: the firing committed ahead, its mark at its instant.
+    let q = Queue::open(&setup.db(), true).await.unwrap();
+    let firing = NewUpdate {
+        rule: Some(rule.name.clone()),
+        target: Target {
+            token: "me".into(),
+            user: None,
+        },
+        fire_at: fired,
+        patch: patch_for(rule, fired),
+        respect_manual: false,
+        restore: false,
+    };
+    let advance = Advance {
+        rule: rule.name.clone(),
+        until: fired,
+        fingerprint: Some(fingerprint(rule)),
+        firing: Some(firing),
+    };
+    let ahead = fired - chrono::TimeDelta::seconds(2);
+    let id = q.advance_rules(&[advance], ahead).await.unwrap()[0].unwrap();
+    q.close().await;
+
+    let mut child = setup.spawn("daemon.log", &[("DOWNTIME_TOKEN", TOKEN)]);
+    let row = row_where(&setup.db(), "the queued firing decided", |r| {
+        r.id == id && r.state != State::Pending
+    })
+    .await;
+    setup.wait_started("daemon.log").await;
+    common::stop(&mut child).await;
+    assert_eq!(
+        (row.state, row.last_error.as_deref()),
+        (State::Superseded, Some("missed")),
+        "{row:?}"
+    );
+    assert!(
+        slack.received().is_empty(),
+        "nothing sent: {:?}",
+        slack.received().len()
+    );
+}
+
 #[test]
 fn firing_to_apply_decides_catch_up_and_expiry() {
     let hours = |h: u64| Duration::from_secs(h * 3600);

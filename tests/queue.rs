@@ -576,3 +576,61 @@ async fn a_part_in_flight_at_a_crash_is_logged_under_its_own_method() {
         ["dnd.setSnooze", "users.profile.set", "users.setPresence"]
     );
 }
+
+#[tokio::test]
+async fn a_rewind_supersedes_unsent_firings_and_never_moves_a_mark_before_one_that_went_further() {
+    use slack_statusd::queue::{Advance, CONFIG_CHANGED};
+    let (_d, q) = open().await;
+    let me = target("me", None);
+    let ahead = |rule: &str, at: i64| Advance {
+        rule: rule.into(),
+        until: t(at),
+        fingerprint: Some(1),
+        firing: Some(NewUpdate {
+            rule: Some(rule.into()),
+            ..status_update(&me, t(at), rule)
+        }),
+    };
+    // "claimed" went out (it is in flight); "held" waits behind a dead token.
+    let ids = q
+        .advance_rules(&[ahead("claimed", 10)], t(9))
+        .await
+        .unwrap();
+    assert!(matches!(q.claim(&me, t(10)).await.unwrap(), Claim::Send(_)));
+    let other = target("dead", None);
+    q.advance_rules(
+        &[Advance {
+            firing: Some(NewUpdate {
+                rule: Some("held".into()),
+                ..status_update(&other, t(10), "held")
+            }),
+            ..ahead("held", 10)
+        }],
+        t(9),
+    )
+    .await
+    .unwrap();
+    q.hold_token("dead", "invalid_auth", t(9)).await.unwrap();
+
+    let (superseded, marks) = q
+        .rewind_rules(
+            &[("claimed".into(), t(5)), ("held".into(), t(5))],
+            CONFIG_CHANGED,
+            t(9),
+        )
+        .await
+        .unwrap();
+    assert_eq!(superseded, 1, "the held row; the claimed one went further");
+    assert_eq!(marks["claimed"], t(10), "not before the firing in flight");
+    assert_eq!(marks["held"], t(5));
+    let claimed = q.get(ids[0].unwrap()).await.unwrap().unwrap();
+    assert_eq!(claimed.state, State::InFlight);
+    assert_eq!(q.count(State::Held).await.unwrap(), 0);
+    // The rule that went further is not enqueued again at its instant.
+    assert_eq!(
+        q.advance_rules(&[ahead("claimed", 10)], t(9))
+            .await
+            .unwrap(),
+        vec![None]
+    );
+}

@@ -2,7 +2,6 @@
 //! exactly once, new rules start from now, catch-up after downtime follows SPEC §4, and a
 //! jump of the wall clock (a suspend, or the clock set forward) is noticed.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -44,7 +43,7 @@ async fn scheduler_on(config: &Config, queue: &Queue, clock: &Clock, start: Star
         queue.clone(),
         clock.clone(),
         config.catch_up,
-        HashMap::new(),
+        Default::default(),
         start,
     )
     .await

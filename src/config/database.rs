@@ -85,7 +85,8 @@ pub(crate) fn classify(text: &str) -> Result<DatabaseValue, String> {
     let parsed = url::Url::parse(text).map_err(|e| {
         format!("this {lower}:// URL is not valid ({e}); write postgres://USER@HOST/DATABASE")
     })?;
-    if parsed.password().is_some() {
+    // libpq also takes the password as a query parameter.
+    if parsed.password().is_some() || parsed.query_pairs().any(|(k, _)| k == "password") {
         return Err(
             "this URL holds a password; remove it and put the password in \
              database_password_file (or PGPASSWORD, or ~/.pgpass)"
@@ -142,6 +143,7 @@ mod tests {
             ("mysql://u@h/db", "mysql:// is not supported"),
             ("sqlite://q.db", "write a file path for SQLite"),
             ("postgres://u:s3cret-pw@h/db", "holds a password"),
+            ("postgres://u@h/db?password=s3cret-pw", "holds a password"),
             ("postgres:///db", "no host"),
         ] {
             let e = classify(text).unwrap_err();

@@ -303,7 +303,10 @@ fn globals(ctx: &mut Ctx<'_>, doc: &Table<'_>) -> Globals {
             }
         }
     }
-    let postgres = matches!(g.database, Some(DatabaseValue::Postgres(_)));
+    // A `database` already reported leaves the PostgreSQL keys unjudged: whether they belong
+    // depends on what it was meant to be.
+    let unjudged = doc.get("database").is_some() && g.database.is_none();
+    let postgres = matches!(g.database, Some(DatabaseValue::Postgres(_))) || unjudged;
     if let Some(v) = doc.get("database_password_file") {
         if let Some(text) = ctx.non_empty("database_password_file", v) {
             if postgres {
@@ -311,7 +314,7 @@ fn globals(ctx: &mut Ctx<'_>, doc: &Table<'_>) -> Globals {
             } else {
                 ctx.error(
                     &v.span(),
-                    "database_password_file is for a PostgreSQL database; remove it, or set                      database to a postgres:// URL",
+                    "database_password_file is for a PostgreSQL database; remove it, or set database to a postgres:// URL",
                 );
             }
         }
@@ -321,7 +324,7 @@ fn globals(ctx: &mut Ctx<'_>, doc: &Table<'_>) -> Globals {
             if !postgres {
                 ctx.error(
                     &v.span(),
-                    "lease is for several instances sharing a PostgreSQL database; remove it,                      or set database to a postgres:// URL",
+                    "lease is for several instances sharing a PostgreSQL database; remove it, or set database to a postgres:// URL",
                 );
             } else if let Some(problem) = database::lease_problem(lease) {
                 ctx.error(&v.span(), problem);

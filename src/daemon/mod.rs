@@ -252,8 +252,11 @@ pub async fn run(
     if let Some((addr, listener)) = listener {
         daemon.serve_http(addr, listener);
     }
+    // The scheduler decides what the downtime left in the queue (firings queued ahead whose
+    // instant passed) before any worker may claim it.
+    let scheduler = daemon.new_scheduler(Start::AfterDowntime).await?;
     daemon.apply_tokens(&secrets).await?;
-    daemon.start_scheduler(Start::AfterDowntime).await?;
+    daemon.spawn_scheduler(scheduler);
     daemon.start_calendars().await?;
     daemon.tracker.spawn(external::watch(
         queue.clone(),
@@ -416,21 +419,31 @@ impl Daemon {
     /// (Re)start the scheduler on the current rules. Marks live in the database, so a rule
     /// that stays keeps its place and a new rule starts from now.
     async fn start_scheduler(&mut self, start: Start) -> Result<(), QueueError> {
+        let scheduler = self.new_scheduler(start).await?;
+        self.spawn_scheduler(scheduler);
+        Ok(())
+    }
+
+    /// Stop the running scheduler, if any, and make the next one on the current rules: this
+    /// is where each rule's mark is resumed (see `scheduler::resume`).
+    async fn new_scheduler(&mut self, start: Start) -> Result<Scheduler, QueueError> {
         if let Some(old) = self.scheduler.take() {
             stop(old.stop, old.task).await;
         }
-        // `apply_tokens` has just published the workers' wake-ups.
-        let wakers = self.wakers.lock().expect("wakers lock").clone();
-        let scheduler = Scheduler::new(
+        Ok(Scheduler::new(
             self.config.rules.clone(),
             self.queue.clone(),
             self.clock.clone(),
             self.config.catch_up,
-            wakers,
+            self.wakers.clone(),
             start,
         )
         .await?
-        .with_metrics(self.metrics.clone());
+        .with_metrics(self.metrics.clone()))
+    }
+
+    /// Run `scheduler` until shutdown or the next reload.
+    fn spawn_scheduler(&mut self, scheduler: Scheduler) {
         // Published now, so the READY=1 status line already names the next firing.
         self.next_firing_tx.send_replace(scheduler.next_firing());
         let stop = self.shutdown.child_token();
@@ -438,7 +451,6 @@ impl Daemon {
             .tracker
             .spawn(scheduler.run(stop.clone(), self.next_firing_tx.clone()));
         self.scheduler = Some(SchedulerHandle { stop, task });
-        Ok(())
     }
 
     /// (Re)start one task per calendar on the current config. Each begins from the copy kept
@@ -700,8 +712,9 @@ async fn stop(token: CancellationToken, task: JoinHandle<()>) {
     let _ = task.await;
 }
 
-/// Each token's worker wake-up, shared with the external-change watcher.
-pub(crate) type Wakers = Arc<std::sync::Mutex<HashMap<String, Arc<Notify>>>>;
+/// Each token's worker wake-up, by token name, shared with the scheduler, the calendars and
+/// the external-change watcher; a reload publishes the new workers' in place.
+pub type Wakers = Arc<std::sync::Mutex<HashMap<String, Arc<Notify>>>>;
 
 /// What the purge keeps: finished rows for `retention`, request starts for the limits'
 /// window (the throttle rebuilds its windows from them after a restart).

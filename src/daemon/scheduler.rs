@@ -18,15 +18,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::Wakers;
 use crate::clock::Clock;
 use crate::config::Rule;
 use crate::observe::Metrics;
 use crate::profile::{Dnd, Patch, Status};
-use crate::queue::{Advance, NewUpdate, Queue, QueueError, RuleMark, Target, CONFIG_CHANGED};
-use crate::schedule::{expiry_instant, last_firing_in, next_firing};
+use crate::queue::{
+    Advance, NewUpdate, Queue, QueueError, RuleMark, Target, CONFIG_CHANGED, MISSED,
+};
+use crate::schedule::{expiry_instant, last_firing_in, next_firing, Schedule};
 
 /// A firing this late is still "on time" and applied even with `catch_up = "0s"`: the
 /// scheduler itself can wake a little late, and a short suspend should not drop a status.
@@ -43,14 +46,37 @@ fn ahead() -> TimeDelta {
 }
 
 /// A fingerprint of everything in `rule` that decides its firings and what they set: a rule
-/// whose fingerprint differs from its mark's has changed. Stable across runs and builds of
-/// the same version (FNV-1a over the rule's `Debug` text, its file left out: moving a rule to
-/// another drop-in changes nothing); a new version may see every rule as changed once, which
-/// only re-enqueues the firings waiting ahead.
+/// whose fingerprint differs from its mark's has changed. FNV-1a over a canonical text of
+/// those fields (a cron rule by its expression, not croner's parsed form, whose `Debug` runs
+/// to kilobytes), stable across runs; its file is left out, so that moving a rule to another
+/// drop-in changes nothing. A new version that renders a field differently sees every rule
+/// as changed once, which only re-enqueues the firings waiting ahead.
 pub fn fingerprint(rule: &Rule) -> i64 {
-    let mut bare = rule.clone();
-    bare.file = std::path::PathBuf::new();
-    let text = format!("{bare:?}");
+    // Every field named: a field added to `Rule` must be sorted in or out here.
+    let Rule {
+        name: _,
+        token,
+        user,
+        schedule,
+        timezone,
+        skip_dates,
+        status,
+        expiry,
+        profile,
+        respect_manual,
+        dnd,
+        presence,
+        restore,
+        file: _,
+    } = rule;
+    let schedule = match schedule {
+        Schedule::Calendar { times, days } => format!("at {times:?} on {days:?}"),
+        Schedule::Cron(cron) => format!("cron {}", cron.as_str()),
+    };
+    let text = format!(
+        "{token:?}|{user:?}|{schedule}|{timezone}|{skip_dates:?}|{status:?}|{expiry:?}|\
+         {profile:?}|{respect_manual}|{dnd:?}|{presence:?}|{restore}"
+    );
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -122,10 +148,6 @@ pub enum Resume {
     },
 }
 
-/// The reason recorded on a firing enqueued ahead whose instant passed while the daemon was
-/// down, and that the catch-up rule does not apply (a later firing is, or it is too old).
-pub const MISSED: &str = "missed";
-
 /// Where `rule` (fingerprint `print`) resumes at `now`, from its `stored` mark and, after
 /// downtime, the instant of a firing enqueued ahead that is still unsent (`missed`).
 ///
@@ -181,7 +203,7 @@ pub struct Scheduler {
     /// `catch_up` from the config.
     catch_up: Duration,
     /// Per token name, the worker to wake when a row is enqueued.
-    wakers: HashMap<String, Arc<Notify>>,
+    wakers: Wakers,
     /// Per rule index, the instant up to which it has been scheduled.
     marks: Vec<DateTime<Utc>>,
     /// Per rule index, its [`fingerprint`], written with each mark.
@@ -202,7 +224,7 @@ impl Scheduler {
         queue: Queue,
         clock: Clock,
         catch_up: Duration,
-        wakers: HashMap<String, Arc<Notify>>,
+        wakers: Wakers,
         start: Start,
     ) -> Result<Scheduler, QueueError> {
         let now = clock.now();
@@ -213,9 +235,9 @@ impl Scheduler {
         };
         let mut marks = Vec::with_capacity(rules.len());
         let mut fingerprints = Vec::with_capacity(rules.len());
-        let mut heap = BinaryHeap::with_capacity(rules.len());
         let mut new_rules = Vec::new();
         let mut rewinds: HashMap<&'static str, Vec<(String, DateTime<Utc>)>> = HashMap::new();
+        let mut rewound: HashMap<String, usize> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
             let print = fingerprint(rule);
             let stored = known.remove(&rule.name);
@@ -236,12 +258,10 @@ impl Scheduler {
                         .entry(reason)
                         .or_default()
                         .push((rule.name.clone(), to));
+                    rewound.insert(rule.name.clone(), i);
                     to
                 }
             };
-            if let Some(next) = next_firing(&rule.schedule, rule.timezone, &rule.skip_dates, mark) {
-                heap.push(Reverse((next, i)));
-            }
             marks.push(mark);
             fingerprints.push(print);
         }
@@ -255,7 +275,13 @@ impl Scheduler {
             rewinds.entry(CONFIG_CHANGED).or_default().push((name, to));
         }
         for (reason, rules) in rewinds {
-            let superseded = queue.rewind_rules(&rules, reason, now).await?;
+            let (superseded, now_marks) = queue.rewind_rules(&rules, reason, now).await?;
+            // A rewind stops at a firing that already went further: resume from there.
+            for (name, mark) in now_marks {
+                if let Some(&i) = rewound.get(&name) {
+                    marks[i] = mark;
+                }
+            }
             if superseded > 0 {
                 tracing::info!(
                     rows = superseded,
@@ -267,6 +293,14 @@ impl Scheduler {
                         _ => "their rules changed or were removed",
                     }
                 );
+            }
+        }
+        let mut heap = BinaryHeap::with_capacity(rules.len());
+        for (i, rule) in rules.iter().enumerate() {
+            if let Some(next) =
+                next_firing(&rule.schedule, rule.timezone, &rule.skip_dates, marks[i])
+            {
+                heap.push(Reverse((next, i)));
             }
         }
         // One transaction for every new rule, not one commit each.
@@ -354,9 +388,12 @@ impl Scheduler {
             }
         };
         // Wake the workers first: a thousand requests should not wait for a thousand log lines.
-        for (&(_, i), id) in due.iter().zip(&ids) {
-            if let (Some(_), Some(w)) = (id, self.wakers.get(&self.rules[i].token)) {
-                w.notify_one();
+        {
+            let wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            for (&(_, i), id) in due.iter().zip(&ids) {
+                if let (Some(_), Some(w)) = (id, wakers.get(&self.rules[i].token)) {
+                    w.notify_one();
+                }
             }
         }
         let mut enqueued = Vec::new();

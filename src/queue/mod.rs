@@ -34,7 +34,7 @@ mod model;
 mod restore;
 mod writer;
 
-pub use ahead::CONFIG_CHANGED;
+pub use ahead::{CONFIG_CHANGED, MISSED};
 pub use calendar::{CalendarCopy, CalendarFiring, CalendarRow, ShownRow, CALENDAR_CHANGED};
 pub use depth::Depth;
 pub use error::QueueError;
