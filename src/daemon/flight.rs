@@ -78,9 +78,9 @@ pub(super) struct Gate {
     /// The token failed authentication with this code: its rows are held until a reload
     /// changes it.
     pub dead: Option<String>,
-    /// Flights launched that have not yet started their first request: the worker counts
-    /// them against the room in the token's window, so that it does not claim targets that
-    /// would only wait for a slot.
+    /// Flights launched that have not yet started their profile set (or ended without one):
+    /// the worker counts them against the room in the token's window, so that it does not
+    /// claim targets that would only wait for a slot.
     pub reserved: usize,
     /// The worker stopped launching because every free slot was reserved: the next
     /// reservation given up tells it through [`Token::room_freed`], so that a slot freed by
@@ -110,7 +110,7 @@ impl Drop for Flight {
 }
 
 impl Flight {
-    /// A flight for `target`, counted in the gate's reservations until its first start.
+    /// A flight for `target`, counted in the gate's reservations until its profile set starts.
     pub fn launch(token: Arc<Token>, target: Target) -> Flight {
         token.gate().reserved += 1;
         Flight {
@@ -372,7 +372,12 @@ impl Flight {
             };
             let at = match decision {
                 Some(Ok(())) => {
-                    self.unreserve();
+                    // The reservation stands for the profile slot: a read before it (for
+                    // `respect_manual` or `restore`) keeps it, so that the set does not then
+                    // wait a window on a read that old.
+                    if method == Method::ProfileSet {
+                        self.unreserve();
+                    }
                     return Ok(Some(now));
                 }
                 Some(Err(at)) => at,
