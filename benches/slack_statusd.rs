@@ -158,6 +158,9 @@ fn machine() -> String {
 struct ProcSample {
     rss_kb: u64,
     hwm_kb: u64,
+    /// The anonymous part of VmRSS (heap, stacks): what the data costs. The rest is mostly
+    /// RssFile, the binary's own pages, the same whatever the daemon holds.
+    anon_kb: u64,
     cpu_ticks: u64,
     cpu_ns: u64,
     /// Voluntary context switches of every live thread: how often it was woken from sleep.
@@ -208,6 +211,7 @@ fn sample(pid: u32) -> ProcSample {
         cpu_ns,
         rss_kb: kb("VmRSS:"),
         hwm_kb: kb("VmHWM:"),
+        anon_kb: kb("RssAnon:"),
         cpu_ticks: fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0),
     }
 }
@@ -1459,8 +1463,9 @@ async fn calendar_idle(table: &mut Table) {
         tokio::time::sleep(IDLE).await;
         let s = sample(d.child.id());
         println!(
-            "  {name}: VmRSS {:.1} MB, VmHWM {:.1} MB",
+            "  {name}: VmRSS {:.1} MB (RssAnon {:.1} MB), VmHWM {:.1} MB",
             mb(s.rss_kb),
+            mb(s.anon_kb),
             mb(s.hwm_kb)
         );
         rss.push(s.rss_kb);

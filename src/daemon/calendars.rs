@@ -52,7 +52,9 @@ pub struct CalendarTask {
     /// Wakes the token's worker when rows were enqueued (looked up at each wake: a reload
     /// may have restarted the worker).
     wakers: super::Wakers,
-    /// The last good copy.
+    /// The last good copy, until it has been applied: from then on its rows are in the
+    /// queue and the copy in the database (where a restart or a reload starts from), and
+    /// nothing reads it again before the next fetch brings a new one.
     occurrences: Vec<Occurrence>,
     /// The window it covers.
     window: Option<(DateTime<Utc>, DateTime<Utc>)>,
@@ -276,8 +278,14 @@ impl CalendarTask {
         let outcome = self.apply().await;
         self.unapplied = outcome.is_err();
         self.metrics.queue_write(outcome.is_ok());
-        if let Err(e) = outcome {
-            tracing::error!(calendar = %self.calendar.name, error = %e, "cannot queue the calendar's changes; trying again at the next poll");
+        match outcome {
+            // Kept only until applied (see `occurrences`): ten calendars of 200 events
+            // otherwise hold ~2.7 MB of occurrences, each with its UID and title, that an idle
+            // daemon never reads (issue 12's 20 MB).
+            Ok(_) => self.occurrences = Vec::new(),
+            Err(e) => {
+                tracing::error!(calendar = %self.calendar.name, error = %e, "cannot queue the calendar's changes; trying again at the next poll");
+            }
         }
     }
 

@@ -62,6 +62,15 @@ pub struct Queue {
     path: PathBuf,
 }
 
+/// The page cache of each reader connection, in KiB (SQLite's default is 2,000 KiB). A
+/// reader's cache hardly ever serves a second read: in WAL mode a connection drops its whole
+/// cache when it begins a read and finds the database changed, and the writer commits between
+/// nearly every two reads. At the default, SQLite held 6–14 MB in an idle daemon with 10
+/// calendars, most of it in the caches of the (up to eight) readers, against 3.5 MB at 64 KiB
+/// (issue 12, BENCHMARKS.md 5c). The writer keeps the default: its cache survives its own
+/// commits.
+const READER_CACHE_KIB: u32 = 64;
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -143,7 +152,9 @@ impl Queue {
                 })?;
             }
         }
-        let options = connect_options(path).create_if_missing(create);
+        let options = connect_options(path)
+            .create_if_missing(create)
+            .pragma("cache_size", format!("-{READER_CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
