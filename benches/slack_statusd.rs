@@ -1408,7 +1408,9 @@ const IDLE_EVENTS: usize = 200;
 
 /// The idle daemon with 10 calendars of 200 events each, polling every 5 minutes, their feeds
 /// served over HTTP on 127.0.0.1: VmRSS once every calendar has been fetched and applied,
-/// against the same daemon with no calendar (the floor).
+/// against the same daemon with no calendar (the floor). The statuses go to the fake Slack:
+/// at the unreachable `api_url` of [`HEADER`], the event running now would be retried through
+/// the whole idle spell, and the daemon measured would not be idle.
 async fn calendar_idle(table: &mut Table) {
     use axum::extract::Path as UrlPath;
     println!(
@@ -1431,8 +1433,13 @@ async fn calendar_idle(table: &mut Table) {
     );
     let addr = common::serve_router(app).await;
 
+    let slack = FakeSlack::start(10, 30, Duration::from_secs(60), &["xoxp-bench"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let base = format!("{HEADER}[tokens.me]\ntoken_env = \"BENCH_CAL_TOKEN\"\n");
+    let base = format!(
+        "database = \"queue.db\"\napi_url = {:?}\ntimezone = \"UTC\"\n\
+         [tokens.me]\ntoken_env = \"BENCH_CAL_TOKEN\"\n",
+        slack.api_url()
+    );
     let mut with = base.clone();
     for n in 0..IDLE_CALENDARS {
         write!(
@@ -1463,10 +1470,11 @@ async fn calendar_idle(table: &mut Table) {
         tokio::time::sleep(IDLE).await;
         let s = sample(d.child.id());
         println!(
-            "  {name}: VmRSS {:.1} MB (RssAnon {:.1} MB), VmHWM {:.1} MB",
+            "  {name}: VmRSS {:.1} MB (RssAnon {:.1} MB), VmHWM {:.1} MB; {} requests to Slack so far",
             mb(s.rss_kb),
             mb(s.anon_kb),
-            mb(s.hwm_kb)
+            mb(s.hwm_kb),
+            slack.received().len()
         );
         rss.push(s.rss_kb);
         stop_daemon(d).await;
