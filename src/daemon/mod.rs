@@ -297,6 +297,9 @@ pub async fn run(
             _ = health.fatal().cancelled() => break,
             Some(trigger) = reload.recv() => daemon.reload(trigger).await,
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            // The writer, quiet after a burst of writes, freed its page cache: give that back
+            // to the OS, with whatever the burst left free (its pages sit in glibc's arenas).
+            _ = health.quiet().notified() => release_freed_memory(),
             _ = health.written().notified(), if status_due.is_none() => {
                 status_due = Some(last_status + STATUS_EVERY);
             }
@@ -759,6 +762,10 @@ async fn purge(
             Ok(n) => tracing::info!(rows = n, "deleted finished rows older than retention"),
             Err(e) => tracing::warn!(error = %e, "purge failed"),
         }
+        // The first purge follows start-up's writes (a mark per rule), the others come every
+        // hour: free the writer's cache now, rather than have the idle daemon woken a few
+        // seconds later to do it.
+        queue.release_memory().await;
         tokio::select! {
             _ = tokio::time::sleep(PURGE_EVERY) => {}
             // An error means the supervisor is gone; the branch is then disabled and

@@ -204,6 +204,15 @@ impl Queue {
         self.pool.close().await;
     }
 
+    /// Free the pages SQLite keeps cached for the write connection once the writes sent
+    /// before are done, and notify [`Health::quiet`]. The writer does this by itself a few
+    /// seconds after its last write; a caller that knows a burst of writes is over (the
+    /// daemon's purge, the last write of its start and of each hour) calls this so that an
+    /// idle daemon is not woken for it later.
+    pub async fn release_memory(&self) {
+        self.writer.free_cache().await;
+    }
+
     /// Whether the database can still be used: [`Health::fatal`] fires once it cannot (the
     /// file was deleted or replaced, or it turned corrupt or read-only), and the daemon exits.
     pub fn health(&self) -> &Arc<Health> {

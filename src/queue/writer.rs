@@ -31,6 +31,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -56,6 +57,14 @@ const BATCH: usize = 4096;
 /// Depth of the channel: callers wait (in order) once this many writes are queued.
 const CHANNEL: usize = 8192;
 
+/// How long the writer waits after its last write before it frees its page cache. SQLite
+/// keeps every page the connection read or wrote, up to `cache_size` (2 MB), for as long as
+/// the connection lives: after a calendar is applied or a thousand rows are claimed, an idle
+/// daemon would hold them for good (issue 12, BENCHMARKS.md 5c). Busy, the writer is never
+/// quiet this long and its cache stays warm; idle, this is one wake-up after a burst of
+/// writes, not a poll.
+const QUIET: Duration = Duration::from_secs(5);
+
 /// A write waiting for the writer.
 pub(super) enum Op {
     /// Claim a target's rows (gathered with the other waiting claims).
@@ -64,6 +73,8 @@ pub(super) enum Op {
     Finish(Box<FinishOp>, Reply<()>),
     /// Any other write, in a transaction of its own.
     Job(Box<dyn Job>),
+    /// Free the page cache now, after the round's writes (see [`Writer::free_cache`]).
+    FreeCache(oneshot::Sender<()>),
     /// Close the connection (checkpointing the WAL) and stop.
     Close(oneshot::Sender<()>),
 }
@@ -225,6 +236,16 @@ impl Handle {
             .unwrap_or_else(|_| Err(self.health.closed_error()))
     }
 
+    /// Free the write connection's page cache now rather than after [`QUIET`], once the
+    /// writes sent before are done: for a caller that knows a burst of writes is over, so
+    /// that an idle daemon is not woken later to do it.
+    pub(super) async fn free_cache(&self) {
+        let (done, freed) = oneshot::channel();
+        if self.tx.send(Op::FreeCache(done)).await.is_ok() {
+            let _ = freed.await;
+        }
+    }
+
     /// Close the connection and stop the writer; later writes fail with
     /// [`QueueError::Interrupted`].
     pub(super) async fn close(&self) {
@@ -255,6 +276,8 @@ pub struct Health {
     /// Notified after each committed write: the daemon refreshes what it reports then, and
     /// only then, so that an idle daemon does not wake to report nothing new.
     written: tokio::sync::Notify,
+    /// Notified when the writer has freed its page cache after a quiet spell (see [`QUIET`]).
+    quiet: tokio::sync::Notify,
 }
 
 impl Health {
@@ -265,12 +288,20 @@ impl Health {
             fatal: CancellationToken::new(),
             reason: Mutex::new(None),
             written: tokio::sync::Notify::new(),
+            quiet: tokio::sync::Notify::new(),
         }
     }
 
     /// Notified after a write commits (a permit is kept if nobody waits).
     pub fn written(&self) -> &tokio::sync::Notify {
         &self.written
+    }
+
+    /// Notified when the writer, quiet for a few seconds after writing, has freed the pages
+    /// SQLite cached for it (a permit is kept if nobody waits): the memory is free, and the
+    /// daemon can give it back to the OS.
+    pub fn quiet(&self) -> &tokio::sync::Notify {
+        &self.quiet
     }
 
     /// Cancelled once the database cannot be used any more (see [`Health::fatal_error`]).
@@ -339,16 +370,37 @@ struct Writer {
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         let mut ops = Vec::with_capacity(64);
-        while rx.recv_many(&mut ops, BATCH).await > 0 {
+        // Whether the connection has worked since its cache was last freed.
+        let mut used = false;
+        loop {
+            let received = if used {
+                // `recv_many` is cancel safe: a timeout loses no operation.
+                match tokio::time::timeout(QUIET, rx.recv_many(&mut ops, BATCH)).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.free_cache().await;
+                        used = false;
+                        continue;
+                    }
+                }
+            } else {
+                rx.recv_many(&mut ops, BATCH).await
+            };
+            if received == 0 {
+                break;
+            }
+            used = true;
             let mut claims = Vec::new();
             let mut finishes = Vec::new();
             let mut jobs = Vec::new();
+            let mut free_cache = Vec::new();
             let mut close = None;
             for op in ops.drain(..) {
                 match op {
                     Op::Claim(op, reply) => claims.push((op, reply)),
                     Op::Finish(op, reply) => finishes.push((*op, reply)),
                     Op::Job(job) => jobs.push(job),
+                    Op::FreeCache(done) => free_cache.push(done),
                     Op::Close(done) => close = Some(done),
                 }
             }
@@ -366,6 +418,14 @@ impl Writer {
                 let outcome = self.unit(job.as_mut()).await;
                 job.answer(outcome);
             }
+            // After the round's writes, which would fill the cache again.
+            if !free_cache.is_empty() {
+                self.free_cache().await;
+                used = false;
+                for done in free_cache {
+                    let _ = done.send(());
+                }
+            }
             if let Some(done) = close {
                 if let Some(conn) = self.conn.take() {
                     let _ = conn.close().await;
@@ -377,6 +437,16 @@ impl Writer {
         if let Some(conn) = self.conn.take() {
             let _ = conn.close().await;
         }
+    }
+
+    /// Free the connection's page cache (`PRAGMA shrink_memory`, outside any transaction) and
+    /// say so. The next write reads what it needs again, from the OS's cache. A connection
+    /// that broke has no cache to free; a failure frees nothing and harms nothing.
+    async fn free_cache(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = sqlx::query("PRAGMA shrink_memory").execute(conn).await;
+        }
+        self.health.quiet.notify_one();
     }
 
     /// Record every waiting finish in one transaction; if that fails, each on its own, so
