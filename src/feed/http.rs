@@ -31,6 +31,10 @@ pub(super) fn client(limits: &FetchLimits) -> Result<reqwest::Client, FeedError>
         // reqwest would send the previous URL — the secret address — as `Referer` to the
         // redirect's target, which may be another host.
         .referer(false)
+        // A feed is polled every few minutes, far longer than any server keeps an idle
+        // connection open: a pooled one would never serve a second fetch, and would hold its
+        // read buffer, grown to the size of the body, for the pool's 90 s (issue 12, 5c).
+        .pool_max_idle_per_host(0)
         // One limit for the whole fetch, connecting to the last byte of the body.
         .timeout(limits.timeout)
         .connect_timeout(limits.timeout)
