@@ -32,6 +32,13 @@ const STALE_WINDOW: TimeDelta = TimeDelta::days(1);
 /// seconds, as an edit of the config does, without waiting for `poll`.
 pub const FILE_CHECK: Duration = Duration::from_secs(2);
 
+/// One fetched feed at a time is parsed, stored and applied. The work is CPU and the one
+/// writer's, so doing ten at once is no faster; but each holds its body, its occurrences and
+/// their serialized copy until the writer has them, and a daemon with many calendars, all
+/// fetched at start-up, would peak at the sum of them and keep the heap it grew to
+/// fragmented (issue 12, 5c). Fetches themselves still overlap: they wait on the network.
+static DIGEST: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// What the stored copy holds besides the occurrences: what they were expanded with, so a
 /// reload that changes the zone, the addresses or the horizon re-fetches instead of trusting
 /// a 304 for occurrences expanded otherwise.
@@ -165,6 +172,7 @@ impl CalendarTask {
                 }
             }
             Ok(Fetched::Body { bytes, validators }) => {
+                let _turn = DIGEST.acquire().await.expect("DIGEST is never closed");
                 self.failures = 0;
                 let now = self.clock.now();
                 self.metrics.calendar_fetch(&name, FetchOutcome::Ok, now);
