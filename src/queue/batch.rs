@@ -19,7 +19,7 @@ use crate::throttle::Method;
 use super::restore::leave_restore;
 use super::{
     hold_token, merge, ms, row_target, row_to_update, Batch, Claim, Finish, LeaveRestore,
-    MergeInput, MergePlan, QueueError, Target, Update, FIRING_ORDER, ROW_COLUMNS,
+    MergeInput, MergePlan, QueueError, ReadRow, Target, Update, FIRING_ORDER, ROW_COLUMNS,
 };
 
 /// A claim of every pending row of `target`, as [`super::Queue::claim`] describes it.
@@ -90,7 +90,7 @@ impl FinishOp {
 
 /// The new values of one row: id, state, attempts to add, last error (`None`: keep),
 /// not-before (`None`: keep), updated-at, finished-at.
-type RowChange<'a> = (
+pub(super) type RowChange<'a> = (
     i64,
     &'a str,
     u32,
@@ -160,15 +160,27 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
 static CLAIM_AND_COMMIT: LazyLock<String> =
     LazyLock::new(|| format!("BEGIN IMMEDIATE; {}; COMMIT", *CLAIM));
 
-/// Record the outcomes as one transaction, in one round trip: each request's real start (the
-/// throttle rebuilds its windows from these after a restart) and the rows' new states. It
-/// opens and commits the transaction itself (the writer rolls back on an error).
-pub(super) async fn finish_all(
-    writer: &mut SqliteConnection,
-    finishes: &[FinishOp],
-) -> Result<(), QueueError> {
+/// A request start to log: token, user column, started-at (Unix ms), method.
+pub(super) type Start<'a> = (&'a str, &'a str, i64, &'a str);
+
+/// What a set of finishes writes, whichever the backend: the rows' new values, the request
+/// starts to log, the tokens to hold and the restores to leave (after the rows' changes: a
+/// restore released by the batch is `pending` again).
+pub(super) struct FinishWrites<'a> {
+    /// Every row's new values.
+    pub(super) changes: Vec<RowChange<'a>>,
+    /// Each request's real start: the throttle rebuilds its windows from these.
+    pub(super) starts: Vec<Start<'a>>,
+    /// Finishes whose token is to be held, with the error.
+    pub(super) holds: Vec<(&'a FinishOp, &'a str)>,
+    /// Finishes that sent a temporary status, with the restore it leaves.
+    pub(super) restores: Vec<(&'a FinishOp, &'a LeaveRestore)>,
+}
+
+/// What `finishes` write, in order.
+pub(super) fn finish_writes(finishes: &[FinishOp]) -> FinishWrites<'_> {
     let mut changes: Vec<RowChange<'_>> = Vec::new();
-    let mut starts: Vec<(&str, &str, i64, &str)> = Vec::new();
+    let mut starts: Vec<Start<'_>> = Vec::new();
     for f in finishes {
         let t = ms(f.now);
         changes.extend(
@@ -229,22 +241,38 @@ pub(super) async fn finish_all(
             ),
         }
     }
-    let changes = serde_json::to_string(&changes).expect("row changes serialize");
-    let starts = serde_json::to_string(&starts).expect("starts serialize");
-    let holds: Vec<_> = finishes
+    let holds = finishes
         .iter()
         .filter_map(|f| match &f.outcome {
-            Finish::FailAndHoldToken { error } => Some((f, error)),
+            Finish::FailAndHoldToken { error } => Some((f, error.as_str())),
             _ => None,
         })
         .collect();
-    let restores: Vec<_> = finishes
+    let restores = finishes
         .iter()
         .filter(|f| f.outcome == Finish::Sent)
         .filter_map(|f| f.leave_restore.as_ref().map(|l| (f, l)))
         .collect();
+    FinishWrites {
+        changes,
+        starts,
+        holds,
+        restores,
+    }
+}
+
+/// Record the outcomes as one transaction, in one round trip: each request's real start (the
+/// throttle rebuilds its windows from these after a restart) and the rows' new states. It
+/// opens and commits the transaction itself (the writer rolls back on an error).
+pub(super) async fn finish_all(
+    writer: &mut SqliteConnection,
+    finishes: &[FinishOp],
+) -> Result<(), QueueError> {
+    let writes = finish_writes(finishes);
+    let changes = serde_json::to_string(&writes.changes).expect("row changes serialize");
+    let starts = serde_json::to_string(&writes.starts).expect("starts serialize");
     // The transaction's BEGIN and COMMIT ride in the statements' own round trips.
-    let more = !holds.is_empty() || !restores.is_empty();
+    let more = !writes.holds.is_empty() || !writes.restores.is_empty();
     let first = if more { &*BEGIN_FINISH } else { &*FINISH };
     sqlx::query(first)
         .bind(changes)
@@ -252,11 +280,10 @@ pub(super) async fn finish_all(
         .execute(&mut *writer)
         .await?;
     if more {
-        for (f, error) in holds {
+        for (f, error) in writes.holds {
             hold_token(writer, &f.target.token, error, f.now).await?;
         }
-        // After the rows' changes: a restore released by this batch is `pending` again.
-        for (f, leave) in restores {
+        for (f, leave) in writes.restores {
             leave_restore(writer, &f.target, leave, ms(f.started_at), ms(f.now)).await?;
         }
         sqlx::query("COMMIT").execute(&mut *writer).await?;
@@ -287,10 +314,21 @@ pub(super) async fn claim_all(
         .bind(latest)
         .fetch_all(&mut *writer)
         .await?;
+    claims_from_rows(claims, &raw)
+}
+
+/// The claims' answers from the rows claimed for them (any backend's, read with
+/// [`ROW_COLUMNS`]): each target's rows merged, per part, into its requests.
+pub(super) fn claims_from_rows<R>(claims: &[ClaimOp], raw: &[R]) -> Result<Vec<Claim>, QueueError>
+where
+    R: ReadRow,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     // Per target: its readable rows, and the unreadable ones with their error.
     type Claimed = (Vec<Update>, Vec<(i64, String)>);
     let mut by_target: HashMap<Target, Claimed> = HashMap::new();
-    for r in &raw {
+    for r in raw {
         match row_to_update(r) {
             Ok(row) => by_target.entry(row.target.clone()).or_default().0.push(row),
             // A row edited by hand into nonsense fails alone; its target's other rows go on.

@@ -87,41 +87,73 @@ const ROW_COLUMNS: &str =
 /// equal instant (SPEC §6), then as enqueued.
 const FIRING_ORDER: &str = "fire_at, saved IS NOT NULL, id";
 
+/// A row of either backend that the shared decoding below can read: every column it reads is
+/// text or a 64-bit integer (PostgreSQL's statements cast JSONB to text and booleans to
+/// integers, and name `target_user` `user`), so one decoding serves both.
+pub(crate) trait ReadRow: sqlx::Row {
+    /// Column `name` as `T`.
+    fn col<T>(&self, name: &str) -> Result<T, sqlx::Error>
+    where
+        T: for<'r> sqlx::Decode<'r, Self::Database> + sqlx::Type<Self::Database>;
+}
+
+impl<R: sqlx::Row> ReadRow for R
+where
+    for<'n> &'n str: sqlx::ColumnIndex<R>,
+{
+    fn col<T>(&self, name: &str) -> Result<T, sqlx::Error>
+    where
+        T: for<'r> sqlx::Decode<'r, Self::Database> + sqlx::Type<Self::Database>,
+    {
+        self.try_get(name)
+    }
+}
+
 /// The target of a row read with its `token` and `user` columns.
-fn row_target(r: &sqlx::sqlite::SqliteRow) -> Result<Target, QueueError> {
-    let user: String = r.try_get("user")?;
+fn row_target<R>(r: &R) -> Result<Target, QueueError>
+where
+    R: ReadRow,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let user: String = r.col("user")?;
     Ok(Target {
-        token: r.try_get("token")?,
+        token: r.col("token")?,
         user: (!user.is_empty()).then_some(user),
     })
 }
 
-fn row_to_update(r: &sqlx::sqlite::SqliteRow) -> Result<Update, QueueError> {
-    let id: i64 = r.try_get("id")?;
-    let patch_text: String = r.try_get("patch")?;
+/// A row read with [`ROW_COLUMNS`].
+fn row_to_update<R>(r: &R) -> Result<Update, QueueError>
+where
+    R: ReadRow,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let id: i64 = r.col("id")?;
+    let patch_text: String = r.col("patch")?;
     let patch =
         serde_json::from_str(&patch_text).map_err(|source| QueueError::BadPatch { id, source })?;
-    let state: String = r.try_get("state")?;
-    let attempts: i64 = r.try_get("attempts")?;
-    let saved: Option<String> = r.try_get("saved")?;
+    let state: String = r.col("state")?;
+    let attempts: i64 = r.col("attempts")?;
+    let saved: Option<String> = r.col("saved")?;
     let saved = saved.map(|s| restore::parse_saved(id, &s)).transpose()?;
     Ok(Update {
         id,
-        rule: r.try_get("rule")?,
-        calendar: r.try_get("calendar")?,
+        rule: r.col("rule")?,
+        calendar: r.col("calendar")?,
         target: row_target(r)?,
-        fire_at: from_ms(r.try_get("fire_at")?),
+        fire_at: from_ms(r.col("fire_at")?),
         patch,
-        respect_manual: r.try_get::<i64, _>("respect_manual")? != 0,
-        restore: r.try_get::<i64, _>("restore")? != 0,
+        respect_manual: r.col::<i64>("respect_manual")? != 0,
+        restore: r.col::<i64>("restore")? != 0,
         saved,
-        parent: r.try_get("parent")?,
+        parent: r.col("parent")?,
         state: state.parse().unwrap_or(State::Failed),
         attempts: attempts.try_into().unwrap_or(0),
-        last_error: r.try_get("last_error")?,
-        not_before: from_ms(r.try_get("not_before")?),
-        created_at: from_ms(r.try_get("created_at")?),
-        updated_at: from_ms(r.try_get("updated_at")?),
+        last_error: r.col("last_error")?,
+        not_before: from_ms(r.col("not_before")?),
+        created_at: from_ms(r.col("created_at")?),
+        updated_at: from_ms(r.col("updated_at")?),
     })
 }
 
