@@ -62,7 +62,7 @@ pub use load::{default_config_path, load, load_str};
 pub use secret::Secret;
 /// The bounded open of a token file, which `feed` reuses for local calendar files.
 pub(crate) use token_file::{open_regular, OpenError};
-pub use token_file::{ReadError, MAX_TOKEN_FILE, READ_TIMEOUT};
+pub use token_file::{read_token, ReadError, MAX_TOKEN_FILE, READ_TIMEOUT};
 
 /// One problem in a config file, located by file, line and column (both 1-based).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,25 +36,27 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
     /// Nothing at the path (or a dangling symlink).
-    #[error("no such file; create it (the token on its first line) or fix token_file")]
+    #[error("no such file; create it (the secret on its first line) or fix the path")]
     NotFound,
     /// The process may not read it.
     #[error("permission denied; make it readable by the user the daemon runs as (chmod 600 and chown, or systemd's LoadCredential=)")]
     PermissionDenied,
     /// A FIFO, device, socket or directory.
-    #[error("it is a {0}, not a regular file; point token_file at a file holding the token")]
+    #[error(
+        "it is a {0}, not a regular file; point the setting at a file holding only the secret"
+    )]
     NotRegular(&'static str),
     /// Larger than [`MAX_TOKEN_FILE`].
-    #[error("it is larger than {MAX_TOKEN_FILE} bytes, too large for a token file; put only the token in it")]
+    #[error("it is larger than {MAX_TOKEN_FILE} bytes, too large for a secret file; put only the token or password in it")]
     TooLarge,
     /// Not UTF-8 text.
-    #[error("it is not UTF-8 text; put only the token in it")]
+    #[error("it is not UTF-8 text; put only the token or password in it")]
     NotText,
     /// The first line is blank.
     #[error("the file is empty")]
     Empty,
     /// Reading did not finish within [`READ_TIMEOUT`].
-    #[error("reading it took more than {}s (a hung network or FUSE file system?); copy the token to a local file", READ_TIMEOUT.as_secs())]
+    #[error("reading it took more than {}s (a hung network or FUSE file system?); copy the secret to a local file", READ_TIMEOUT.as_secs())]
     TimedOut,
     /// Any other I/O error, as the OS describes it.
     #[error("{0}")]

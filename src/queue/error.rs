@@ -45,6 +45,18 @@ pub enum QueueError {
         source: sqlx::migrate::MigrateError,
     },
     /// A query failed.
+    /// `database_password_file` gave no password.
+    #[error("database_password_file {}: {reason}", path.display())]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why (never its contents).
+        reason: String,
+    },
+    /// Another instance took over the lease this one claimed or finished under (it had
+    /// expired): the rows are the new holder's, and nothing was written.
+    #[error("the lease {0} was taken over by another instance; this instance stops working it")]
+    LeaseLost(String),
     #[error("queue database error: {0}")]
     Sql(#[from] sqlx::Error),
     /// Another process held a write lock for longer than the busy timeout.

@@ -31,6 +31,7 @@ mod error;
 pub mod lease;
 mod merge;
 mod model;
+pub mod postgres;
 mod restore;
 mod writer;
 
@@ -200,17 +201,7 @@ impl Queue {
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|source| match source {
-                sqlx::migrate::MigrateError::VersionMissing(version) => QueueError::NewerSchema {
-                    path: path.to_path_buf(),
-                    version,
-                },
-                sqlx::migrate::MigrateError::Execute(e) => QueueError::Sql(e).at(path),
-                source => QueueError::Migrate {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            })?;
+            .map_err(|source| migrate_error(source, path.to_path_buf()))?;
         let writer = SqliteConnection::connect_with(&connect_options(path))
             .await
             .map_err(|source| QueueError::Open {
@@ -304,17 +295,7 @@ impl Queue {
                 .bind(&token)
                 .fetch_all(&mut *conn)
                 .await?;
-                let mut starts: Vec<(&str, &str, i64, &str)> = claimed
-                    .iter()
-                    .map(|(token, user, at, patch)| {
-                        // A patch edited into nonsense is counted as a profile update.
-                        let method = serde_json::from_str::<Patch>(patch)
-                            .map_or(Method::ProfileSet, |p| Method::sending(&p));
-                        (token.as_str(), user.as_str(), *at, method.name())
-                    })
-                    .collect();
-                starts.sort_unstable();
-                starts.dedup();
+                let starts = recovered_starts(&claimed);
                 // LOG_STARTS reads its starts from `?2`.
                 sqlx::query(batch::LOG_STARTS)
                     .bind(Option::<String>::None)
@@ -787,6 +768,38 @@ async fn advance_marks(
         .collect())
 }
 
+/// Why the migrations of the database at `path` (for PostgreSQL: its scheme and host) did
+/// not apply: a newer schema than this build knows is [`QueueError::NewerSchema`].
+fn migrate_error(source: sqlx::migrate::MigrateError, path: PathBuf) -> QueueError {
+    match source {
+        sqlx::migrate::MigrateError::VersionMissing(version) => {
+            QueueError::NewerSchema { path, version }
+        }
+        sqlx::migrate::MigrateError::Execute(e) => QueueError::Sql(e).at(&path),
+        source => QueueError::Migrate { path, source },
+    }
+}
+
+/// The request starts to log for rows found `in_flight` with nobody working them — (token,
+/// user, claimed-at, patch) each — as a finished request would have: one per claim (a claim
+/// stamps all rows of one request with the same instant), with the method that sends the
+/// row's part (`Method::sending`), so that a DND or presence call cut off counts in its own
+/// window.
+pub(super) fn recovered_starts(claimed: &[(String, String, i64, String)]) -> Vec<batch::Start<'_>> {
+    let mut starts: Vec<batch::Start<'_>> = claimed
+        .iter()
+        .map(|(token, user, at, patch)| {
+            // A patch edited into nonsense is counted as a profile update.
+            let method = serde_json::from_str::<Patch>(patch)
+                .map_or(Method::ProfileSet, |p| Method::sending(&p));
+            (token.as_str(), user.as_str(), *at, method.name())
+        })
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
 async fn hold_token(
     conn: &mut SqliteConnection,
     token: &str,
@@ -852,10 +865,37 @@ const INSERT_ROWS: &str = "INSERT INTO updates (rule, token, user, fire_at, patc
 static INSERT_AND_COMMIT: LazyLock<String> =
     LazyLock::new(|| format!("BEGIN IMMEDIATE; {INSERT_ROWS}; COMMIT"));
 
-/// The rows of `firings` as the JSON array [`INSERT_ROWS`] reads — one per part of each
-/// firing's patch, in sending order (see `profile::Patch::parts`), and for a temporary
-/// `away` the `auto` due at its end — with each firing's number of rows.
+/// One row to insert: rule, token, user column, fire-at (Unix ms), patch (JSON text),
+/// respect_manual and restore (0 or 1), calendar, change key, UID.
+pub(super) type RowValues<'a> = (
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    i64,
+    String,
+    i64,
+    i64,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+/// The rows of `firings` as the JSON array [`INSERT_ROWS`] reads (see [`firing_values`]),
+/// with each firing's number of rows.
 fn firing_rows(firings: &[(&NewUpdate, CalendarColumns<'_>)]) -> (String, Vec<usize>) {
+    let (rows, counts) = firing_values(firings);
+    (
+        serde_json::to_string(&rows).expect("rows serialize"),
+        counts,
+    )
+}
+
+/// The rows of `firings` — one per part of each firing's patch, in sending order (see
+/// `profile::Patch::parts`), and for a temporary `away` the `auto` due at its end — with
+/// each firing's number of rows.
+pub(super) fn firing_values<'a>(
+    firings: &[(&'a NewUpdate, CalendarColumns<'a>)],
+) -> (Vec<RowValues<'a>>, Vec<usize>) {
     let mut rows = Vec::with_capacity(firings.len());
     let mut counts = Vec::with_capacity(firings.len());
     for (u, cal) in firings {
@@ -892,10 +932,7 @@ fn firing_rows(firings: &[(&NewUpdate, CalendarColumns<'_>)]) -> (String, Vec<us
             ));
         }
     }
-    (
-        serde_json::to_string(&rows).expect("rows serialize"),
-        counts,
-    )
+    (rows, counts)
 }
 
 /// Insert each firing as its rows (see [`firing_rows`]) in one statement, linking the later

@@ -49,6 +49,21 @@ pub struct LeaveRestore {
     pub rule: Option<String>,
 }
 
+impl LeaveRestore {
+    /// The restore row's `saved` column (JSON) and its due instant (Unix ms), for a temporary
+    /// status that went out at `sent_at` (Unix ms).
+    pub(super) fn saved_row(&self, sent_at: i64) -> (String, i64) {
+        let r = &self.restore;
+        let saved = SavedRestore {
+            saved: r.saved.clone(),
+            temporary: r.temporary.clone(),
+            since: sent_at,
+        };
+        let saved = serde_json::to_string(&saved).expect("a saved restore serializes");
+        (saved, r.due.saturating_mul(1000))
+    }
+}
+
 /// The waiting restore of a target: its row id and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitingRestore {
@@ -199,14 +214,7 @@ pub(super) async fn leave_restore(
     sent_at: i64,
     now: i64,
 ) -> Result<(), QueueError> {
-    let r = &leave.restore;
-    let saved = SavedRestore {
-        saved: r.saved.clone(),
-        temporary: r.temporary.clone(),
-        since: sent_at,
-    };
-    let saved = serde_json::to_string(&saved).expect("a saved restore serializes");
-    let due = r.due.saturating_mul(1000);
+    let (saved, due) = leave.saved_row(sent_at);
     if let Some(id) = leave.existing {
         let moved = sqlx::query(
             "UPDATE updates SET saved = ?2, fire_at = ?3, not_before = ?3, updated_at = ?4
