@@ -123,6 +123,22 @@ where
     })
 }
 
+/// A row of `sends` read as `method, user, started_at`: method, user (`None`: the token's own
+/// profile), start.
+fn send_row<R>(r: &R) -> Result<(String, Option<String>, DateTime<Utc>), QueueError>
+where
+    R: ReadRow,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let user: String = r.col("user")?;
+    Ok((
+        r.col("method")?,
+        (!user.is_empty()).then_some(user),
+        from_ms(r.col("started_at")?),
+    ))
+}
+
 /// A row read with [`ROW_COLUMNS`].
 fn row_to_update<R>(r: &R) -> Result<Update, QueueError>
 where
@@ -517,16 +533,7 @@ impl Queue {
         .bind(ms(since))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let user: String = r.try_get("user")?;
-                Ok((
-                    r.try_get("method")?,
-                    (!user.is_empty()).then_some(user),
-                    from_ms(r.try_get("started_at")?),
-                ))
-            })
-            .collect()
+        rows.iter().map(send_row).collect()
     }
 
     /// Rows, newest first; only those in `states` when it is not empty.

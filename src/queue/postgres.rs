@@ -23,8 +23,8 @@ use sqlx::Row as _;
 
 use super::batch::{self, ClaimOp, FinishOp};
 use super::{
-    firing_values, from_ms, ms, recovered_starts, Advance, Batch, Claim, Finish, LeaveRestore,
-    NewUpdate, QueueError, ReadyTarget, Target, FIRING_ORDER,
+    firing_values, from_ms, ms, recovered_starts, send_row, Advance, Batch, Claim, Finish,
+    LeaveRestore, NewUpdate, QueueError, ReadyTarget, Target, FIRING_ORDER,
 };
 use crate::config::{read_token, Postgres};
 use crate::profile::Patch;
@@ -393,23 +393,14 @@ impl PgQueue {
         since: DateTime<Utc>,
     ) -> Result<Vec<(String, Option<String>, DateTime<Utc>)>, QueueError> {
         let rows = sqlx::query(
-            "SELECT method, target_user, started_at FROM sends
+            "SELECT method, target_user AS user, started_at FROM sends
              WHERE token = $1 AND started_at >= $2 ORDER BY started_at, id",
         )
         .bind(token)
         .bind(ms(since))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let user: String = r.try_get("target_user")?;
-                Ok((
-                    r.try_get("method")?,
-                    (!user.is_empty()).then_some(user),
-                    from_ms(r.try_get("started_at")?),
-                ))
-            })
-            .collect()
+        rows.iter().map(send_row).collect()
     }
 }
 
