@@ -182,7 +182,11 @@ async fn claims_and_finishes_are_fenced_and_a_takeover_rescues_the_rows_left_in_
     );
 
     // a claims both rows of U1 (merged: the newer status wins), then dies before its finish.
-    let Claim::Send(batch) = a.claim(&target("U1"), t(2), &held.fence).await.unwrap() else {
+    let Claim::Send(batch) = a
+        .claim_under(&target("U1"), t(2), &held.fence)
+        .await
+        .unwrap()
+    else {
         panic!("a claim with something to send");
     };
     assert_eq!(
@@ -220,14 +224,14 @@ async fn claims_and_finishes_are_fenced_and_a_takeover_rescues_the_rows_left_in_
 
     // a comes back: its finish and its next claim are refused, and change nothing.
     let lost = a
-        .finish(&batch, &Finish::Sent, t(2), t(3), &held.fence)
+        .finish_under(&batch, &Finish::Sent, t(2), t(3), &held.fence)
         .await;
     assert!(
         matches!(lost, Err(QueueError::LeaseLost(ref n)) if n == "token:admin"),
         "{lost:?}"
     );
     assert!(matches!(
-        a.claim(&target("U1"), t(21), &held.fence).await,
+        a.claim_under(&target("U1"), t(21), &held.fence).await,
         Err(QueueError::LeaseLost(_))
     ));
 
@@ -242,10 +246,14 @@ async fn claims_and_finishes_are_fenced_and_a_takeover_rescues_the_rows_left_in_
     assert_eq!(states, ["pending", "pending"]);
 
     // b sends them: one request, logged beside a's.
-    let Claim::Send(batch) = b.claim(&target("U1"), t(21), &taken.fence).await.unwrap() else {
+    let Claim::Send(batch) = b
+        .claim_under(&target("U1"), t(21), &taken.fence)
+        .await
+        .unwrap()
+    else {
         panic!("b claims the rescued rows");
     };
-    b.finish(&batch, &Finish::Sent, t(21), t(22), &taken.fence)
+    b.finish_under(&batch, &Finish::Sent, t(21), t(22), &taken.fence)
         .await
         .unwrap();
     let states: Vec<String> = sqlx::query_scalar("SELECT state FROM updates ORDER BY id")
@@ -255,7 +263,9 @@ async fn claims_and_finishes_are_fenced_and_a_takeover_rescues_the_rows_left_in_
     assert_eq!(states, ["superseded", "sent"]);
     assert_eq!(b.sends_since("admin", t(0)).await.unwrap().len(), 2);
     assert!(matches!(
-        b.claim(&target("U1"), t(23), &taken.fence).await.unwrap(),
+        b.claim_under(&target("U1"), t(23), &taken.fence)
+            .await
+            .unwrap(),
         Claim::NotReady
     ));
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{from_ms, ms, Queue, QueueError};
+use super::{from_ms, ms, QueueError, SqliteQueue};
 
 /// The reason recorded on a row enqueued ahead for a rule that a reload changed or removed.
 pub const CONFIG_CHANGED: &str = "config_changed";
@@ -18,7 +18,7 @@ pub const CONFIG_CHANGED: &str = "config_changed";
 /// down, and that the catch-up rule does not apply (a later firing is, or it is too old).
 pub const MISSED: &str = "missed";
 
-impl Queue {
+impl SqliteQueue {
     /// Rewind each `(rule, to)` at `now`, in one transaction: supersede, for `reason`, the
     /// rule's firings after `to` that are still unsent (`pending`, or `held` for a dead token:
     /// a first row of a firing due after `to`, with every part of it), and set its mark back

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Row, SqliteConnection};
 
-use super::{from_ms, insert_firings, ms, NewUpdate, Queue, QueueError, State, Target};
+use super::{from_ms, insert_firings, ms, NewUpdate, QueueError, SqliteQueue, State, Target};
 
 /// The reason recorded on a row superseded because the feed no longer wants its change.
 pub const CALENDAR_CHANGED: &str = "calendar_changed";
@@ -58,7 +58,7 @@ pub struct CalendarCopy {
     pub fetched_at: DateTime<Utc>,
 }
 
-impl Queue {
+impl SqliteQueue {
     /// Every row enqueued for `calendar`, in firing order.
     pub async fn calendar_rows(&self, calendar: &str) -> Result<Vec<CalendarRow>, QueueError> {
         let rows = sqlx::query(

@@ -6,7 +6,7 @@ use std::str::FromStr as _;
 use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
-use super::{from_ms, ms, Queue, QueueError, State};
+use super::{from_ms, ms, QueueError, SqliteQueue, State};
 
 /// The queue's depth at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Depth {
     pub oldest_due: Option<DateTime<Utc>>,
 }
 
-impl Queue {
+impl SqliteQueue {
     /// Rows per state, and the oldest row due by `now` that is not sent yet.
     pub async fn depth(&self, now: DateTime<Utc>) -> Result<Depth, QueueError> {
         let counts = sqlx::query("SELECT state, count(*) AS n FROM updates GROUP BY state")

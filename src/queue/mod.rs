@@ -24,6 +24,7 @@ use crate::profile::Patch;
 use crate::throttle::Method;
 
 mod ahead;
+mod backend;
 mod batch;
 mod calendar;
 mod depth;
@@ -36,6 +37,7 @@ mod restore;
 mod writer;
 
 pub use ahead::{CONFIG_CHANGED, MISSED};
+pub use backend::Queue;
 pub use calendar::{CalendarCopy, CalendarFiring, CalendarRow, ShownRow, CALENDAR_CHANGED};
 pub use depth::Depth;
 pub use error::QueueError;
@@ -52,7 +54,7 @@ type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::Sqlite
 
 /// Handle to the queue database. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Queue {
+pub(crate) struct SqliteQueue {
     /// Readers (`queue list`, the workers' look for ready targets) share these connections.
     pool: SqlitePool,
     /// The writer task, which owns the one connection that writes. SQLite allows one writer
@@ -174,7 +176,7 @@ where
     })
 }
 
-impl Queue {
+impl SqliteQueue {
     /// Open (and, with `create`, create) the database at `path` and apply migrations.
     ///
     /// Durability is chosen on purpose (ARCHITECTURE.md, "Durability"): WAL, so readers (the
@@ -182,7 +184,7 @@ impl Queue {
     /// crash; a power loss can lose the last commits, which only ever repeats an idempotent
     /// request or re-applies a firing through catch-up — and a thousand tokens firing at once
     /// are not serialised behind a thousand fsyncs.
-    pub async fn open(path: &Path, create: bool) -> Result<Queue, QueueError> {
+    pub async fn open(path: &Path, create: bool) -> Result<SqliteQueue, QueueError> {
         if !create {
             match std::fs::metadata(path) {
                 Err(_) => return Err(QueueError::Missing(path.to_path_buf())),
@@ -224,7 +226,7 @@ impl Queue {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Queue {
+        Ok(SqliteQueue {
             pool,
             writer: writer::Handle::start(writer, path),
             path: path.to_path_buf(),
@@ -256,14 +258,6 @@ impl Queue {
     /// file was deleted or replaced, or it turned corrupt or read-only), and the daemon exits.
     pub fn health(&self) -> &Arc<Health> {
         self.writer.health()
-    }
-
-    /// Take note of an error a caller met (a read, most likely): one that means the database
-    /// cannot be used any more makes [`Health::fatal`] fire, as it would for a write.
-    pub fn note_error(&self, e: &QueueError) {
-        if let Some(reason) = e.fatal_reason() {
-            self.writer.health().declare_fatal(reason);
-        }
     }
 
     /// One statement, its arguments bound by `bind`, in a transaction of the writer's; how

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::SqliteConnection;
 
-use super::{from_ms, insert_firings, ms, NewUpdate, Queue, QueueError, Target};
+use super::{from_ms, insert_firings, ms, NewUpdate, QueueError, SqliteQueue, Target};
 use crate::profile::{Dnd, Patch, Presence, Status};
 use crate::restore::PendingRestore;
 
@@ -73,7 +73,7 @@ pub struct WaitingRestore {
     pub restore: PendingRestore,
 }
 
-impl Queue {
+impl SqliteQueue {
     /// The restore waiting for `target`, if any. A restore the worker has claimed with a
     /// batch of firings (released again when that batch finishes) still counts as waiting:
     /// only that worker claims the target's rows.

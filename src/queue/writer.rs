@@ -281,7 +281,7 @@ pub struct Health {
 }
 
 impl Health {
-    fn new(path: &Path) -> Health {
+    pub(super) fn new(path: &Path) -> Health {
         Health {
             path: path.to_path_buf(),
             identity: file_identity(path),

@@ -4,8 +4,9 @@
 //! decisions (merge, the rows' fates, the starts to log) are the ones the SQLite backend
 //! takes, shared through `batch.rs`, and only the SQL here differs.
 //!
-//! Not yet wired into the daemon or the CLI (they still refuse a `postgres://` database):
-//! what is here is tested on a real server by `tests/postgres_queue.rs`.
+//! The statements of the other methods are in this module's children, one per concern as
+//! on SQLite: `admin.rs` (the CLI's reads and edits, retention, holds), `calendar.rs`,
+//! `restore.rs`, `ahead.rs` (the scheduler's rewinds).
 //!
 //! Every statement that claims or finishes a token's rows names the lease it holds (a
 //! [`Fence`]) and checks it, under a share lock on the lease row, in the same transaction: a
@@ -14,16 +15,23 @@
 //! claim time.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Row as _;
 
+mod admin;
+mod ahead;
+mod calendar;
+mod restore;
+
 use super::batch::{self, ClaimOp, FinishOp};
 use super::{
-    firing_values, from_ms, ms, recovered_starts, send_row, Advance, Batch, Claim, Finish,
+    firing_values, from_ms, ms, recovered_starts, send_row, Advance, Batch, Claim, Finish, Health,
     LeaveRestore, NewUpdate, QueueError, ReadyTarget, Target, FIRING_ORDER,
 };
 use crate::config::{read_token, Postgres};
@@ -75,6 +83,12 @@ pub struct PgQueue {
     pool: PgPool,
     /// The URL by scheme and host: all that any message shows of it.
     shown: String,
+    /// Fires once the daemon should stop using the database (never for a file's fate: a
+    /// server has none; the daemon's own checks may declare it).
+    health: Arc<Health>,
+    /// The leases this instance holds on tokens, by token: every claim and finish of a
+    /// token's rows is fenced by its entry, and a token without one is claimed nothing.
+    held: Arc<Mutex<HashMap<String, Fence>>>,
 }
 
 impl PgQueue {
@@ -107,7 +121,102 @@ impl PgQueue {
             .run(&pool)
             .await
             .map_err(|e| super::migrate_error(e, shown.clone().into()))?;
-        Ok(PgQueue { pool, shown })
+        Ok(PgQueue {
+            pool,
+            health: Arc::new(Health::new(Path::new(&shown))),
+            shown,
+            held: Arc::default(),
+        })
+    }
+
+    /// What the daemon watches to stop once the database cannot be used.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// Take the lease on `token` (see [`PgQueue::take_lease`]) and keep its fence for the
+    /// claims and finishes of its rows. `Some(rescued)` once held.
+    pub async fn take_token(
+        &self,
+        token: &str,
+        holder: &str,
+        length: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, QueueError> {
+        let grant = self
+            .take_lease(&token_lease(token), Some(token), holder, length, now)
+            .await?;
+        Ok(grant.map(|g| {
+            self.held_leases().insert(token.to_string(), g.fence);
+            g.rescued
+        }))
+    }
+
+    /// Renew the lease on `token`; once it is lost, its fence is dropped (`false`).
+    pub async fn renew_token(&self, token: &str, length: Duration) -> Result<bool, QueueError> {
+        let fence = self.fence(token)?;
+        let kept = self.renew_lease(&fence, length).await?;
+        if !kept {
+            self.held_leases().remove(token);
+        }
+        Ok(kept)
+    }
+
+    /// Give the lease on `token` up, if this instance holds it.
+    pub async fn release_token(&self, token: &str) -> Result<(), QueueError> {
+        let fence = self.held_leases().remove(token);
+        match fence {
+            Some(fence) => self.release_lease(&fence).await,
+            None => Ok(()),
+        }
+    }
+
+    fn held_leases(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fence>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fence of this instance's lease on `token`, or `LeaseLost`.
+    fn fence(&self, token: &str) -> Result<Fence, QueueError> {
+        self.held_leases()
+            .get(token)
+            .cloned()
+            .ok_or_else(|| QueueError::LeaseLost(token_lease(token)))
+    }
+
+    /// Nothing to do on PostgreSQL: rows left in flight by an instance that stopped are
+    /// rescued by the next holder of their token's lease ([`PgQueue::take_lease`]), which is
+    /// the only one that can tell they are not another live instance's.
+    pub async fn recover_in_flight(&self, _now: DateTime<Utc>) -> Result<u64, QueueError> {
+        Ok(0)
+    }
+
+    /// As [`PgQueue::recover_in_flight`]: a worker that stops gives its lease up, and the
+    /// next holder rescues the token's rows.
+    pub async fn recover_token_in_flight(
+        &self,
+        _token: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<u64, QueueError> {
+        Ok(0)
+    }
+
+    /// Claim `target`'s due rows under this instance's lease on its token.
+    pub async fn claim(&self, target: &Target, now: DateTime<Utc>) -> Result<Claim, QueueError> {
+        let fence = self.fence(&target.token)?;
+        self.claim_under(target, now, &fence).await
+    }
+
+    /// Record a request's outcome under this instance's lease on its token.
+    pub async fn finish(
+        &self,
+        batch: &Batch,
+        outcome: &Finish,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let fence = self.fence(&batch.target.token)?;
+        self.finish_under(batch, outcome, started_at, now, &fence)
+            .await
     }
 
     /// The database as messages show it: scheme and host.
@@ -294,7 +403,7 @@ impl PgQueue {
     /// Claim every due pending row of `target` for one request, as `Queue::claim` does, under
     /// `fence`: a holder whose lease was taken over, or has expired by the database's clock,
     /// claims nothing (`Err(LeaseLost)`). Rows another instance has locked are skipped.
-    pub async fn claim(
+    pub async fn claim_under(
         &self,
         target: &Target,
         now: DateTime<Utc>,
@@ -335,7 +444,7 @@ impl PgQueue {
     /// Record how the request for `batch` ended, as `Queue::finish` does, under `fence`: a
     /// holder whose lease was taken over records nothing (`Err(LeaseLost)`) — the new holder
     /// rescued the rows and logged the request.
-    pub async fn finish(
+    pub async fn finish_under(
         &self,
         batch: &Batch,
         outcome: &Finish,
