@@ -18,6 +18,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 
+pub mod backends;
 pub mod postgres;
 
 /// Lines 1–5 of a config with one rule (`r`, token `alice`); a case's body starts on line 6.
